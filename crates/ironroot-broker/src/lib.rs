@@ -1,0 +1,2 @@
+//! Embedded MQTT broker with mutual-TLS identity and policy enforcement.
+#![forbid(unsafe_code)]

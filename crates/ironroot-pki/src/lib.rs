@@ -1,0 +1,2 @@
+//! The ironroot certificate authority.
+#![forbid(unsafe_code)]

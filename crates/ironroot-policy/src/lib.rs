@@ -1,0 +1,2 @@
+//! AWS IoT Core-style policies for MQTT authorization.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The ironroot server: HTTPS APIs and wiring.
+#![forbid(unsafe_code)]

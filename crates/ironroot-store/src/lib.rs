@@ -1,0 +1,2 @@
+//! The ironroot registry on SQLite and PostgreSQL.
+#![forbid(unsafe_code)]
