@@ -1,0 +1,4 @@
+//! Integration tests of ironroot-audit: one test binary, one module per area.
+
+mod proofs_prop;
+mod vectors;
