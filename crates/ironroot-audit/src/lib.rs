@@ -5,3 +5,5 @@ pub mod hash;
 pub mod proof;
 pub mod tile;
 pub mod tree;
+pub mod event;
+pub mod time;
