@@ -220,7 +220,10 @@ impl Event {
         for _ in 0..count {
             let k = r.string("detail key")?;
             let v = r.string("detail value")?;
-            if last.as_ref().is_some_and(|prev| prev.as_bytes() >= k.as_bytes()) {
+            if last
+                .as_ref()
+                .is_some_and(|prev| prev.as_bytes() >= k.as_bytes())
+            {
                 return Err(LeafError::DetailOrder);
             }
             last = Some(k.clone());
@@ -359,7 +362,10 @@ mod tests {
         let mut v = bytes.clone();
         v[0] = 2;
         assert_eq!(Event::decode(&v), Err(LeafError::Version(2)));
-        assert_eq!(Event::decode(&bytes[..bytes.len() - 1]), Err(LeafError::Truncated));
+        assert_eq!(
+            Event::decode(&bytes[..bytes.len() - 1]),
+            Err(LeafError::Truncated)
+        );
         let mut v = bytes.clone();
         v.push(0);
         assert_eq!(Event::decode(&v), Err(LeafError::TrailingBytes(1)));
@@ -395,15 +401,17 @@ mod tests {
             0u8..3,
             proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..6),
         )
-            .prop_map(|((s, n), actor, ty, (kind, id), source, o, details)| Event {
-                time: Timestamp::new(s, n).unwrap(),
-                actor,
-                event_type: ty,
-                subject: Subject { kind, id },
-                source,
-                outcome: [Outcome::Success, Outcome::Failure, Outcome::Denied][o as usize],
-                details,
-            })
+            .prop_map(
+                |((s, n), actor, ty, (kind, id), source, o, details)| Event {
+                    time: Timestamp::new(s, n).unwrap(),
+                    actor,
+                    event_type: ty,
+                    subject: Subject { kind, id },
+                    source,
+                    outcome: [Outcome::Success, Outcome::Failure, Outcome::Denied][o as usize],
+                    details,
+                },
+            )
     }
 
     proptest! {

@@ -76,7 +76,9 @@ impl Timestamp {
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                 return Err(TimeError::Syntax);
             }
-            Ok(digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+            Ok(digits
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
         };
         let expect = |at: usize, c: u8| {
             if b.get(at) == Some(&c) {
@@ -189,7 +191,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 #[cfg(test)]
@@ -199,7 +209,10 @@ mod tests {
 
     #[test]
     fn formats_known_instants() {
-        assert_eq!(Timestamp::new(0, 0).unwrap().to_string(), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            Timestamp::new(0, 0).unwrap().to_string(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         assert_eq!(
             Timestamp::new(951_782_400, 5).unwrap().to_string(),
             "2000-02-29T00:00:00.000000005Z"
@@ -234,23 +247,45 @@ mod tests {
             "",
             "2024-05-01T00:00:00Zjunk",
         ] {
-            assert_eq!(Timestamp::parse_rfc3339(bad), Err(TimeError::Syntax), "{bad}");
+            assert_eq!(
+                Timestamp::parse_rfc3339(bad),
+                Err(TimeError::Syntax),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn rejects_out_of_range() {
-        assert_eq!(Timestamp::new(0, 1_000_000_000), Err(TimeError::Nanos(1_000_000_000)));
-        assert_eq!(Timestamp::new(MAX_SECS + 1, 0), Err(TimeError::OutOfRange(MAX_SECS + 1)));
+        assert_eq!(
+            Timestamp::new(0, 1_000_000_000),
+            Err(TimeError::Nanos(1_000_000_000))
+        );
+        assert_eq!(
+            Timestamp::new(MAX_SECS + 1, 0),
+            Err(TimeError::OutOfRange(MAX_SECS + 1))
+        );
     }
 
     #[test]
     fn agrees_with_gnu_date() {
         // An independent oracle: coreutils `date` formats a handful of instants.
-        let secs = [0i64, 68_169_600, 951_868_799, 1_700_000_000, 4_102_444_800, -1_000_000_000];
+        let secs = [
+            0i64,
+            68_169_600,
+            951_868_799,
+            1_700_000_000,
+            4_102_444_800,
+            -1_000_000_000,
+        ];
         for s in secs {
             let out = std::process::Command::new("date")
-                .args(["-u", "-d", &format!("@{s}"), "+%Y-%m-%dT%H:%M:%S.000000000Z"])
+                .args([
+                    "-u",
+                    "-d",
+                    &format!("@{s}"),
+                    "+%Y-%m-%dT%H:%M:%S.000000000Z",
+                ])
                 .output()
                 .expect("coreutils date is installed");
             let expected = String::from_utf8(out.stdout).unwrap();
