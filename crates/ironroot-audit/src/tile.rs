@@ -121,7 +121,7 @@ impl Tile {
             index: id.index,
             len: data.len(),
         };
-        if data.len() % HASH_LEN != 0 {
+        if !data.len().is_multiple_of(HASH_LEN) {
             return Err(bad());
         }
         let count = (data.len() / HASH_LEN) as u64;
