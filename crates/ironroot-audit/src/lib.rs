@@ -23,6 +23,7 @@
 //! in-memory store), [`reader`], [`writer`], [`witness`], [`verify`].
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod event;
 pub mod hash;
@@ -40,6 +41,7 @@ pub mod writer;
 #[cfg(test)]
 mod log_tests;
 
+pub use bundle::{BundleError, ProofBundle, VerifiedEntry};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint, VerifiedCheckpoint};
 pub use event::{Event, LeafError, Outcome, Subject};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};

@@ -140,6 +140,15 @@ async fn receipts_prove_inclusion_and_checkpoints_prove_consistency() {
             .verify(&leaf_hash(&leaf[0].data), &latest.checkpoint.root)
             .unwrap();
     }
+    // A bundle for a third party verifies with only the public key.
+    let row = storage.latest_checkpoint().await.unwrap().unwrap();
+    let bundle = reader.proof_bundle(123, &row).await.unwrap();
+    let text = bundle.to_text();
+    let v = crate::bundle::ProofBundle::parse(&text)
+        .unwrap()
+        .verify(&crate::note::NoteVerifier::parse(&audit.verifier().to_string()).unwrap())
+        .unwrap();
+    assert_eq!((v.index, v.event.details["seq"].as_str()), (123, "123"));
     // Any two checkpoints, not just successive ones.
     let rows = storage.read_checkpoints(0, 1000).await.unwrap();
     assert_eq!(rows.len(), 700usize.div_ceil(33));

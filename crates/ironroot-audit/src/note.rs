@@ -112,10 +112,9 @@ impl NoteVerifier {
 
     /// Parses a verifier key string `name+hash+base64(0x01 || key)`.
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
-        let mut parts = vkey.trim_end_matches('\n').split('+');
-        let (Some(name), Some(hash), Some(key), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // The key part is base64 and may itself contain '+': split off name and hash only.
+        let mut parts = vkey.trim_end_matches('\n').splitn(3, '+');
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::KeyString("verifier"));
         };
         let id = parse_key_id(hash).ok_or(NoteError::KeyString("verifier"))?;
@@ -251,10 +250,8 @@ impl NoteSigner {
             .trim_end_matches('\n')
             .strip_prefix("PRIVATE+KEY+")
             .ok_or(NoteError::KeyString("signer"))?;
-        let mut parts = rest.split('+');
-        let (Some(name), Some(hash), Some(key), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::KeyString("signer"));
         };
         let id = parse_key_id(hash).ok_or(NoteError::KeyString("signer"))?;
@@ -396,6 +393,23 @@ mod tests {
         assert_eq!(&NoteVerifier::parse(&vkey).unwrap(), s.verifier());
         let again = NoteSigner::parse(&s.to_key_string()).unwrap();
         assert_eq!(again.verifier(), s.verifier());
+    }
+
+    /// Regression: base64 key material may contain '+', the separator of key strings.
+    #[test]
+    fn key_strings_with_plus_in_the_key_round_trip() {
+        let mut found = 0;
+        for seed in 0u8..=255 {
+            let s = NoteSigner::from_seed("example.com/log", &[seed; 32]).unwrap();
+            let vkey = s.verifier().to_string();
+            let skey = s.to_key_string();
+            if vkey.matches('+').count() > 2 {
+                found += 1;
+                assert_eq!(&NoteVerifier::parse(&vkey).unwrap(), s.verifier());
+                assert_eq!(NoteSigner::parse(&skey).unwrap().verifier(), s.verifier());
+            }
+        }
+        assert!(found > 0, "no seed produced a '+' in its key");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::bundle::ProofBundle;
 use crate::hash::Hash;
 use crate::proof::{ConsistencyProof, InclusionProof};
-use crate::storage::{LogStorage, StorageError};
+use crate::storage::{CheckpointRow, LogStorage, StorageError};
 use crate::tile::{NodeLocation, Tile, TileId, locate};
 use crate::tree::{NodeId, Plan, consistency_plan, inclusion_plan, root_plan};
 
@@ -30,6 +31,9 @@ pub enum ProveError {
         /// Newer tree size.
         size2: u64,
     },
+    /// The entry's row is not in storage.
+    #[error("entry {0} is not stored")]
+    MissingEntry(u64),
     /// Reading the stored tree failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -148,5 +152,29 @@ impl<S: LogStorage> LogReader<S> {
         }
         let path = self.resolve(&consistency_plan(size1, size2)).await?;
         Ok(ConsistencyProof { size1, size2, path })
+    }
+
+    /// A self-contained proof that entry `index` is in the tree of `checkpoint` (see
+    /// [`crate::bundle`]). The checkpoint's own signature is checked by whoever reads the
+    /// bundle, not here.
+    pub async fn proof_bundle(
+        &self,
+        index: u64,
+        checkpoint: &CheckpointRow,
+    ) -> Result<ProofBundle, ProveError> {
+        let proof = self.inclusion_proof(index, checkpoint.size).await?;
+        let leaf = self
+            .storage
+            .read_leaves(index, index + 1)
+            .await?
+            .pop()
+            .filter(|l| l.index == index)
+            .ok_or(ProveError::MissingEntry(index))?;
+        Ok(ProofBundle {
+            index,
+            leaf: leaf.data,
+            path: proof.path,
+            checkpoint_note: checkpoint.note.clone(),
+        })
     }
 }
