@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         // Only a note this key signed can verify: re-signing its text reproduces the signature
         // line (Ed25519 is deterministic).
         let resigned = signer.sign(note.text).expect("verified text is valid note text");
-        assert!(text.contains(resigned.split_once("\n\n").expect("signed").1));
+        assert!(text.contains(resigned.rsplit_once("\n\n").expect("signed").1));
     }
     let _ = SignedCheckpoint::verify_note(text, signer.verifier());
 });
