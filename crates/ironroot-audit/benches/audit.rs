@@ -126,6 +126,11 @@ fn log(c: &mut Criterion) {
             t.await.unwrap();
         }
     });
+    let checkpoints = rt
+        .block_on(storage.read_checkpoints(0, usize::MAX))
+        .unwrap()
+        .len();
+    eprintln!("verify_log_100k: {n} entries in {checkpoints} checkpoints (group commits)");
     let mut g = c.benchmark_group("audit/log");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));

@@ -134,7 +134,7 @@ async fn receipts_prove_inclusion_and_checkpoints_prove_consistency() {
     let latest = storage.latest_checkpoint().await.unwrap().unwrap();
     let latest = SignedCheckpoint::verify_note(&latest.note, audit.verifier()).unwrap();
     for index in [0u64, 1, 255, 256, 257, 511, 699] {
-        let leaf = storage.read_leaves(index, index + 1).await.unwrap();
+        let leaf = storage.read_leaves(index, index + 1, 1).await.unwrap();
         let proof = reader.inclusion_proof(index, 700).await.unwrap();
         proof
             .verify(&leaf_hash(&leaf[0].data), &latest.checkpoint.root)

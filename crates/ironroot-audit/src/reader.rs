@@ -165,7 +165,7 @@ impl<S: LogStorage> LogReader<S> {
         let proof = self.inclusion_proof(index, checkpoint.size).await?;
         let leaf = self
             .storage
-            .read_leaves(index, index + 1)
+            .read_leaves(index, index + 1, 1)
             .await?
             .pop()
             .filter(|l| l.index == index)

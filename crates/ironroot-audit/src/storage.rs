@@ -89,12 +89,13 @@ pub trait LogStorage: Send + Sync + 'static {
     /// can be unknown must say so through `Backend` and the writer re-reads its state).
     fn append(&self, batch: &AppendBatch) -> impl Future<Output = Result<(), StorageError>> + Send;
 
-    /// Leaves with `start <= index < end`, ordered by index. Missing rows are simply absent
-    /// (verification reports the gap).
+    /// Up to `limit` leaves with `start <= index < end`, ordered by index. Missing rows are
+    /// simply absent (verification reports the gap). SQL backends clamp `end` to `i64::MAX`.
     fn read_leaves(
         &self,
         start: u64,
         end: u64,
+        limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredLeaf>, StorageError>> + Send;
 
     /// The requested tiles that exist, in any order.
@@ -180,10 +181,16 @@ impl LogStorage for MemoryStorage {
         Ok(())
     }
 
-    async fn read_leaves(&self, start: u64, end: u64) -> Result<Vec<StoredLeaf>, StorageError> {
+    async fn read_leaves(
+        &self,
+        start: u64,
+        end: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredLeaf>, StorageError> {
         let g = self.lock();
         Ok(g.leaves
             .range(start..end.max(start))
+            .take(limit)
             .map(|(i, d)| StoredLeaf {
                 index: *i,
                 data: d.clone(),

@@ -311,14 +311,14 @@ pub async fn verify_log<S: LogStorage>(
     let mut next = 0u64;
     while next < target {
         let end = (next + page).min(target);
-        let rows = storage.read_leaves(next, end).await?;
+        let rows = storage.read_leaves(next, end, page as usize).await?;
         let mut rows = rows.into_iter().peekable();
         while next < end {
             let row = match rows.peek() {
                 Some(r) if r.index == next => rows.next().expect("peeked"),
                 _ => {
                     // A gap: distinguish a hole from a cut-off tail.
-                    let later = storage.read_leaves(next, target).await?;
+                    let later = storage.read_leaves(next, target, 1).await?;
                     return Err(if later.is_empty() {
                         Tamper::Truncated {
                             entries: next,
@@ -418,7 +418,7 @@ pub async fn verify_log<S: LogStorage>(
         }
     }
     // Rows beyond the latest checkpoint were never signed.
-    if let Some(row) = storage.read_leaves(target, u64::MAX).await?.first() {
+    if let Some(row) = storage.read_leaves(target, u64::MAX, 1).await?.first() {
         return Err(Tamper::UnsignedEntries { index: row.index }.into());
     }
     if let Some((&size, _)) = external.iter().next_back()

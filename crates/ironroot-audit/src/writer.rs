@@ -292,7 +292,8 @@ impl<S: LogStorage> Writer<S> {
             },
         };
         let first_index = edge.size();
-        let mut next = edge.clone();
+        // Extended in place: if the commit fails, the edge is dropped and re-read from storage.
+        let mut next = edge;
         let mut leaves = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
         for r in requests {
@@ -312,7 +313,6 @@ impl<S: LogStorage> Writer<S> {
                 for (_, reply) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
-                self.edge = Some(edge);
                 return;
             }
         };
