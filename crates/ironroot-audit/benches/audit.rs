@@ -12,8 +12,8 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ironroot_audit::storage::{AppendBatch, CheckpointRow};
 use ironroot_audit::tile::RightEdge;
 use ironroot_audit::{
-    Audit, AuditConfig, Event, LogReader, LogStorage, MemoryStorage, NoteSigner, Timestamp,
-    VerifyOptions, leaf_hash, verify_log,
+    Audit, AuditConfig, Checkpoint, Event, LogReader, LogStorage, MemoryStorage, NoteSigner,
+    Timestamp, VerifyOptions, leaf_hash, verify_log,
 };
 use sha2::{Digest, Sha256};
 
@@ -49,6 +49,42 @@ fn tree_only(n: u64) -> MemoryStorage {
             checkpoint: CheckpointRow {
                 size: end,
                 note: String::new(),
+            },
+        };
+        rt.block_on(storage.append(&batch)).unwrap();
+        i = end;
+    }
+    storage
+}
+
+/// A complete signed log of `n` entries committed in batches of `batch`, built directly.
+fn signed_log(n: u64, batch: u64, signer: &NoteSigner) -> MemoryStorage {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let storage = MemoryStorage::new();
+    let mut edge = RightEdge::new();
+    let mut i = 0;
+    while i < n {
+        let end = (i + batch).min(n);
+        let leaves: Vec<Vec<u8>> = (i..end).map(|j| event(j).encode().unwrap()).collect();
+        for l in &leaves {
+            edge.push_leaf(leaf_hash(l));
+        }
+        let cp = Checkpoint {
+            origin: ORIGIN.into(),
+            size: end,
+            root: edge.root(),
+        }
+        .sign(signer)
+        .unwrap();
+        let batch = AppendBatch {
+            first_index: i,
+            leaves,
+            tiles: edge.take_dirty(),
+            checkpoint: CheckpointRow {
+                size: end,
+                note: cp.note,
             },
         };
         rt.block_on(storage.append(&batch)).unwrap();
@@ -138,6 +174,17 @@ fn log(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(verify_log(
                 Arc::new(storage.clone()),
+                signer().verifier(),
+                &VerifyOptions::default(),
+            ))
+            .unwrap()
+        })
+    });
+    let big_batches = signed_log(n, 1000, &signer());
+    g.bench_function("verify_log_100k_batches_of_1000", |b| {
+        b.iter(|| {
+            rt.block_on(verify_log(
+                Arc::new(big_batches.clone()),
                 signer().verifier(),
                 &VerifyOptions::default(),
             ))
