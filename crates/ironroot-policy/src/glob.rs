@@ -209,4 +209,27 @@ mod tests {
         assert!(!simple_match(&pattern, &text));
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
+
+    /// The regex crate as an independent oracle for IAM wildcards.
+    fn oracle(pattern: &str, text: &str) -> bool {
+        let mut re = String::from("^");
+        for c in pattern.chars() {
+            match c {
+                '*' => re.push_str("(?s:.*)"),
+                '?' => re.push_str("(?s:.)"),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap().is_match(text)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 5000, ..Default::default() })]
+
+        #[test]
+        fn agrees_with_regex(pattern in "[ab*?/+#é]{0,10}", text in "[ab/+#é*?]{0,14}") {
+            proptest::prop_assert_eq!(simple_match(&pattern, &text), oracle(&pattern, &text), "{:?} vs {:?}", pattern, text);
+        }
+    }
 }

@@ -434,4 +434,62 @@ mod tests {
         assert_eq!(location(text, offset), Location { line: 2, column: 8 });
         assert_eq!(location(text, 0), Location { line: 1, column: 1 });
     }
+
+    /// Converts our tree into serde_json's, for comparison with the oracle.
+    fn to_serde(v: &Value) -> serde_json::Value {
+        match &v.kind {
+            Kind::Null => serde_json::Value::Null,
+            Kind::Bool(b) => serde_json::Value::Bool(*b),
+            Kind::Number(n) => serde_json::from_str(n).expect("number text is valid JSON"),
+            Kind::String(s) => serde_json::Value::String(s.clone()),
+            Kind::Array(items) => serde_json::Value::Array(items.iter().map(to_serde).collect()),
+            Kind::Object(members) => serde_json::Value::Object(
+                members
+                    .iter()
+                    .map(|m| (m.key.clone(), to_serde(&m.value)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            (-1e6f64..1e6).prop_map(|n| serde_json::json!(n)),
+            "\\PC{0,12}".prop_map(serde_json::Value::String),
+            any::<String>().prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-zA-Z\"\\\\]{0,6}", inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        /// Whatever serde_json writes (compact or pretty), we read back to the same value.
+        #[test]
+        fn reads_what_serde_json_writes(v in json_value(), pretty in proptest::prelude::any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let ours = parse(&text).map_err(|(e, at)| proptest::test_runner::TestCaseError::fail(format!("{e} at {at}: {text}")))?;
+            proptest::prop_assert_eq!(to_serde(&ours), v);
+        }
+
+        /// On arbitrary text we never accept what serde_json rejects, and agree on the value.
+        #[test]
+        fn never_more_lenient_than_serde_json(text in "[\\[\\]{}\",:0-9eE.+\\-a-z\\\\ \n\t]{0,40}") {
+            if let Ok(ours) = parse(&text) {
+                let theirs: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("we accepted, serde_json says {e}: {text:?}")))?;
+                proptest::prop_assert_eq!(to_serde(&ours), theirs);
+            }
+        }
+    }
 }
