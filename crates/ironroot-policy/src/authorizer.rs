@@ -307,3 +307,25 @@ fn compile_resource<'v>(
     let whole = resource.resource_type().is_none() && matcher != Matcher::Any;
     Some((matcher, whole))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorizer_can_be_shared_across_broker_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Authorizer>();
+        assert_send_sync::<AttachedPolicy>();
+    }
+
+    #[test]
+    fn unsafe_values_are_detected() {
+        for v in ["a/b", "+", "#", "a\0"] {
+            assert!(!topic_safe(v), "{v:?}");
+        }
+        for v in ["a", "*", "?", "$x", "é"] {
+            assert!(topic_safe(v), "{v:?}");
+        }
+    }
+}

@@ -317,7 +317,7 @@ fn is_catch_all(r: &Resource, actions: &[Action]) -> bool {
     let subscribes = actions.contains(&Action::Subscribe);
     subscribes
         && r.resource_type() == Some(ResourceType::TopicFilter)
-        && matches!(first, Some(Segment::Literal(l)) if l == "#" || l.starts_with("#") || l.starts_with("+/") || l == "+")
+        && matches!(first, Some(Segment::Literal(l)) if l.starts_with('#') || l.starts_with("+/") || l == "+")
 }
 
 fn check_variable_neighbours(
