@@ -295,12 +295,15 @@ fn names(actions: &[Action]) -> String {
 }
 
 /// Whether the resource's wildcard comes before any variable (or there is no variable):
-/// then it spans many devices.
+/// then it spans many devices. In a topic filter, MQTT's `+` and `#` count as wildcards too:
+/// they are literal to the policy but let the client subscribe to a wildcard filter.
 fn unscoped_wildcard(r: &Resource) -> bool {
+    let filter = r.resource_type() == Some(ResourceType::TopicFilter);
     for s in r.segments() {
         match s {
             Segment::Var(_) => return false,
             Segment::AnySeq | Segment::AnyOne => return true,
+            Segment::Literal(l) if filter && l.contains(['+', '#']) => return true,
             Segment::Literal(_) => {}
         }
     }

@@ -41,6 +41,11 @@ fn each_code_fires_and_its_fix_is_clean() {
             r#"{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/devices/*"},{"Effect":"Deny","Action":"iot:Publish","Resource":"topic/devices/admin/*"}"#,
         ),
         (
+            BroadGrantWithoutDeny,
+            r#"{"Effect":"Allow","Action":["iot:Subscribe","iot:Receive"],"Resource":["topicfilter/devices/+/commands","topic/devices/${iot:ClientId}/commands"]}"#,
+            r#"{"Effect":"Allow","Action":["iot:Subscribe","iot:Receive"],"Resource":["topicfilter/devices/${iot:ClientId}/commands","topic/devices/${iot:ClientId}/commands"]}"#,
+        ),
+        (
             WildcardAfterVariable,
             r#"{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/devices/${iot:ClientId}*"}"#,
             r#"{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/devices/${iot:ClientId}/*"}"#,
