@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ironroot_policy::{
-    Action, AttachedPolicy, Attachment, Authorizer, ConnectionContext, PolicyDocument,
-    PolicyName, lint,
+    Action, AttachedPolicy, Attachment, Authorizer, ConnectionContext, PolicyDocument, PolicyName,
+    lint,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = lint(&doc);
     // Requests built from the document's own resources hit the interesting matcher paths.
-    let mut names: Vec<String> = vec!["dev*+#/".into(), "devices/dev/telemetry".into(), String::new()];
+    let mut names: Vec<String> = vec![
+        "dev*+#/".into(),
+        "devices/dev/telemetry".into(),
+        String::new(),
+    ];
     for st in doc.statements() {
         for r in st.resources() {
             let text = r.as_str();
