@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 /// ironroot: a chain of trust from a device's silicon to the cloud.
 ///
 /// Sign and verify MCUboot-compatible firmware, simulate secure boot, run a CA for device
@@ -17,9 +19,21 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Check device policies (AWS IoT-style JSON) for errors and over-permissive grants.
+    Policy(cmd::policy::PolicyArgs),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Policy(args) => cmd::policy::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,3 @@
+//! Integration tests of the `ironroot` binary, one module per subcommand group.
+
+mod policy;
