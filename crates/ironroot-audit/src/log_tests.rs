@@ -201,6 +201,19 @@ async fn deleted_row_is_named() {
 }
 
 #[tokio::test]
+async fn the_first_of_several_tamperings_is_named() {
+    let (storage, _) = build(300, 30, None).await;
+    storage.with_inner(|g| {
+        g.leaves.get_mut(&95).unwrap()[30] ^= 1;
+        g.leaves.remove(&97);
+    });
+    assert_eq!(
+        tampered(verify(&storage, vec![]).await),
+        Tamper::AlteredEntry { index: 95 }
+    );
+}
+
+#[tokio::test]
 async fn deleted_and_renumbered_rows_are_named() {
     let (storage, _) = build(300, 30, None).await;
     storage.with_inner(|g| {

@@ -317,6 +317,11 @@ pub async fn verify_log<S: LogStorage>(
             let row = match rows.peek() {
                 Some(r) if r.index == next => rows.next().expect("peeked"),
                 _ => {
+                    // An earlier unexplained mismatch is the first problem: without the
+                    // entries after the gap the root cannot settle it, so report it as is.
+                    if let Err(t) = judge(suspect.take(), false, last_cp, next) {
+                        return Err(t.into());
+                    }
                     // A gap: distinguish a hole from a cut-off tail.
                     let later = storage.read_leaves(next, target, 1).await?;
                     return Err(if later.is_empty() {
@@ -365,12 +370,18 @@ pub async fn verify_log<S: LogStorage>(
             while pending_cps.last().is_some_and(|c| c.size == next) {
                 let row = pending_cps.pop().expect("checked");
                 let root = cr.root();
-                let v = SignedCheckpoint::verify_note(&row.note, verifier).map_err(|reason| {
-                    Tamper::BadCheckpoint {
-                        size: row.size,
-                        reason,
+                let v = match SignedCheckpoint::verify_note(&row.note, verifier) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        // As for gaps: an earlier mismatch is reported first.
+                        judge(suspect.take(), false, last_cp, next)?;
+                        return Err(Tamper::BadCheckpoint {
+                            size: row.size,
+                            reason,
+                        }
+                        .into());
                     }
-                })?;
+                };
                 if v.checkpoint.size != row.size {
                     return Err(Tamper::BadCheckpoint {
                         size: row.size,
