@@ -307,10 +307,10 @@ impl IssuingCa {
         profile: LeafProfile,
         common_name: &str,
         sans: Vec<rcgen::SanType>,
-        validity: Duration,
-        backdate: Duration,
+        lifetime: Lifetime,
         now: OffsetDateTime,
     ) -> Result<IssuedCertificate, IssueError> {
+        let Lifetime { validity, backdate } = lifetime;
         self.check_can_issue(profile.role(), now)?;
         let serial = Serial::random()?;
         let mut params = CertificateParams::default();
@@ -341,6 +341,13 @@ impl IssuingCa {
             not_after: params.not_after,
         })
     }
+}
+
+/// Validity of a leaf: how long, and how far back `not_before` is set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifetime {
+    pub(crate) validity: Duration,
+    pub(crate) backdate: Duration,
 }
 
 /// X.509 time has whole seconds; keep the reported times equal to the encoded ones.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use rcgen::SanType;
 use time::{Duration, OffsetDateTime};
 
-use crate::ca::{IssuedCertificate, IssuingCa, LeafProfile};
+use crate::ca::{IssuedCertificate, IssuingCa, LeafProfile, Lifetime};
 use crate::csr::{CsrPolicy, SubjectKey, VerifiedCsr, verify_csr};
 use crate::device_id::DeviceId;
 use crate::error::IssueError;
@@ -80,8 +80,10 @@ impl IssuingCa {
             LeafProfile::Device,
             device.as_str(),
             vec![uri(device.to_uri())?],
-            policy.device_validity,
-            policy.backdate,
+            Lifetime {
+                validity: policy.device_validity,
+                backdate: policy.backdate,
+            },
             now,
         )
     }
@@ -109,8 +111,10 @@ impl IssuingCa {
             LeafProfile::Bootstrap,
             device.as_str(),
             vec![uri(format!("{BOOTSTRAP_URI_PREFIX}{device}"))?],
-            policy.device_validity,
-            policy.backdate,
+            Lifetime {
+                validity: policy.device_validity,
+                backdate: policy.backdate,
+            },
             now,
         )
     }
@@ -129,8 +133,10 @@ impl IssuingCa {
             LeafProfile::Operator,
             name.as_str(),
             vec![uri(format!("{OPERATOR_URI_PREFIX}{name}"))?],
-            policy.service_validity,
-            policy.backdate,
+            Lifetime {
+                validity: policy.service_validity,
+                backdate: policy.backdate,
+            },
             now,
         )
     }
@@ -161,8 +167,10 @@ impl IssuingCa {
             LeafProfile::Server,
             &first.to_string(),
             sans,
-            policy.service_validity,
-            policy.backdate,
+            Lifetime {
+                validity: policy.service_validity,
+                backdate: policy.backdate,
+            },
             now,
         )
     }

@@ -114,6 +114,9 @@ fn login(reference: &Pkcs11KeyRef, pin: &Pin) -> Result<Session, SignerError> {
         SignerError::Pkcs11Key(format!("token '{}' not found", reference.token_label))
     })?;
     let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
+    // PKCS#11 login state is shared by all sessions of a process on a token: once logged in,
+    // C_Login answers "already logged in" without checking the PIN again. The PIN guards the
+    // token against other processes; within this one it was already proven.
     match session.login(UserType::User, Some(&pin.auth())) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
         Err(e) => Err(ck("C_Login")(e)),

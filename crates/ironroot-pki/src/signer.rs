@@ -194,7 +194,7 @@ impl rcgen::SigningKey for RcgenSigner {
 /// Encodes a fixed-width ECDSA signature `r || s` (as PKCS#11 `CKM_ECDSA` returns it) as the
 /// DER `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
