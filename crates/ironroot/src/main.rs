@@ -5,6 +5,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 /// ironroot: a chain of trust from a device's silicon to the cloud.
 ///
 /// Sign and verify MCUboot-compatible firmware, simulate secure boot, run a CA for device
@@ -17,9 +19,22 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Certificate authority: create it, rotate the intermediate, export chain and CRLs.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Ca(c) => cmd::ca::run(c),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,3 @@
+//! Subcommand groups, one module each.
+
+pub mod ca;
