@@ -145,58 +145,59 @@ fn handshakes(c: &mut Criterion, pki: &Pki) {
         .unwrap();
     let mut roots = RootCertStore::empty();
     roots.add(pki.root.certificate().der().clone()).unwrap();
-    let client = Arc::new(
-        ClientConfig::builder_with_provider(provider.clone())
+    let mut client = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(
+            vec![
+                device_cert.der().clone(),
+                pki.intermediate.certificate().der().clone(),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(device_key.serialize_der())),
+        )
+        .unwrap();
+    // Every handshake must be a full one that verifies the client certificate: no resumption.
+    client.resumption = rustls::client::Resumption::disabled();
+    let client = Arc::new(client);
+    let server_config = |verifier: Arc<dyn ClientCertVerifier>| {
+        let mut config = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_root_certificates(roots.clone())
-            .with_client_auth_cert(
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
                 vec![
-                    device_cert.der().clone(),
+                    server_cert.der().clone(),
                     pki.intermediate.certificate().der().clone(),
                 ],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(device_key.serialize_der())),
+                key_der(&server_key.to_pkcs8_pem().unwrap()),
             )
-            .unwrap(),
-    );
-    let server_config = |verifier: Arc<dyn ClientCertVerifier>| {
-        Arc::new(
-            ServerConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(
-                    vec![
-                        server_cert.der().clone(),
-                        pki.intermediate.certificate().der().clone(),
-                    ],
-                    key_der(&server_key.to_pkcs8_pem().unwrap()),
-                )
-                .unwrap(),
-        )
+            .unwrap();
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        Arc::new(config)
     };
 
-    let mut group = c.benchmark_group("mtls_handshake");
-    group.throughput(Throughput::Elements(1));
-    group.sample_size(30);
+    let now_unix = rustls::pki_types::UnixTime::now();
+    let leaf = device_cert.der().clone();
+    let inter = [pki.intermediate.certificate().der().clone()];
+    struct Setup {
+        n: usize,
+        ours: Arc<RevocationCheckingVerifier>,
+        webpki: Arc<dyn ClientCertVerifier>,
+    }
+    let mut setups = Vec::new();
     for n in [0usize, 10_000, 100_000] {
         let serials: Vec<Serial> = (0..n).map(|_| Serial::random().unwrap()).collect();
-        let set = Arc::new(RevocationSet::from_serials(serials.iter().cloned()));
-        let verifier = RevocationCheckingVerifier::new(
+        let ours = RevocationCheckingVerifier::new(
             &[pki.root.certificate().clone()],
             vec![TrustedIssuer {
                 certificate: pki.intermediate.certificate().clone(),
                 trusted_until: None,
             }],
-            set,
+            Arc::new(RevocationSet::from_serials(serials.iter().cloned())),
         )
         .unwrap();
-        let ours = server_config(verifier);
-        handshake(&ours, &client); // must succeed before we time it
-        group.bench_with_input(BenchmarkId::new("ironroot_live_set", n), &n, |b, _| {
-            b.iter(|| handshake(&ours, &client))
-        });
-
         // Anchor: webpki checking a CRL with the same entries in the handshake.
         let entries: Vec<RevokedEntry> = serials
             .iter()
@@ -216,9 +217,43 @@ fn handshakes(c: &mut Criterion, pki: &Pki) {
                 .only_check_end_entity_revocation()
                 .build()
                 .unwrap();
-        let anchor = server_config(webpki);
+        // Both must accept the (unrevoked) device before we time them.
+        ours.verify_client_cert(&leaf, &inter, now_unix).unwrap();
+        webpki.verify_client_cert(&leaf, &inter, now_unix).unwrap();
+        setups.push(Setup { n, ours, webpki });
+    }
+
+    // The verifier alone, without the rest of the handshake (less noise).
+    let mut group = c.benchmark_group("client_cert_verify");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(30);
+    for s in &setups {
+        group.bench_with_input(BenchmarkId::new("ironroot_live_set", s.n), &s.n, |b, _| {
+            b.iter(|| s.ours.verify_client_cert(&leaf, &inter, now_unix).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("webpki_crl", s.n), &s.n, |b, _| {
+            b.iter(|| {
+                s.webpki
+                    .verify_client_cert(&leaf, &inter, now_unix)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+
+    // Full TLS 1.3 mutual-auth handshakes in memory (both sides' crypto on this core).
+    let mut group = c.benchmark_group("mtls_handshake");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(30);
+    for s in &setups {
+        let ours = server_config(s.ours.clone());
+        handshake(&ours, &client);
+        group.bench_with_input(BenchmarkId::new("ironroot_live_set", s.n), &s.n, |b, _| {
+            b.iter(|| handshake(&ours, &client))
+        });
+        let anchor = server_config(s.webpki.clone());
         handshake(&anchor, &client);
-        group.bench_with_input(BenchmarkId::new("webpki_crl", n), &n, |b, _| {
+        group.bench_with_input(BenchmarkId::new("webpki_crl", s.n), &s.n, |b, _| {
             b.iter(|| handshake(&anchor, &client))
         });
     }
@@ -316,7 +351,9 @@ fn anchors(pki: &Pki) {
 fn main() {
     let pki = pki();
     let mut c = Criterion::default().configure_from_args();
-    if !std::env::args().any(|a| a == "--list") {
+    if !std::env::args().any(|a| a == "--list")
+        && std::env::var_os("IRONROOT_BENCH_SKIP_ANCHORS").is_none()
+    {
         anchors(&pki);
     }
     issuance(&mut c, &pki);
