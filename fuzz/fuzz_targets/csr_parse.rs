@@ -8,7 +8,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let policy = CsrPolicy {
-        allowed_keys: vec![KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Ed25519],
+        allowed_keys: vec![
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Ed25519,
+        ],
         ..CsrPolicy::default()
     };
     if let Ok(csr) = verify_csr(data, &policy) {

@@ -500,10 +500,7 @@ impl CaDirectory {
                 let pass = secrets
                     .passphrase
                     .as_ref()
-                    .ok_or_else(|| CaError::KeyFile {
-                        path: path.clone(),
-                        source: crate::keyfile::KeyFileError::WrongPassphraseOrTampered,
-                    })?;
+                    .ok_or(CaError::OnlinePassphraseMissing)?;
                 let text = fs::read(&path).map_err(CaError::io("reading", &path))?;
                 let key = SoftwareKey::open_encrypted(&text, pass).map_err(|e| match e {
                     crate::signer::SignerError::KeyFile(source) => CaError::KeyFile {

@@ -114,6 +114,11 @@ pub enum CaError {
     /// The intermediate generation asked for does not exist.
     #[error("there is no intermediate CA generation {0}")]
     NoSuchGeneration(u32),
+    /// An online key file must be opened but no passphrase was given.
+    #[error(
+        "the online CA keys are encrypted; give their passphrase with IRONROOT_CA_PASSPHRASE or --ca-passphrase-file"
+    )]
+    OnlinePassphraseMissing,
     /// A PKCS#11 key reference is needed but no PIN was given.
     #[error(
         "the intermediate key is in a PKCS#11 token; give its PIN with IRONROOT_PKCS11_PIN or --pkcs11-pin-file"

@@ -223,3 +223,14 @@ fn online_keys_refuse_a_wrong_passphrase_with_a_typed_error() {
     );
     assert!(!err.to_string().contains("wrong online passphrase"));
 }
+
+#[test]
+fn missing_online_secrets_are_named() {
+    let ca = TestCa::new();
+    let err = ca
+        .dir
+        .open_online(&Default::default(), OffsetDateTime::now_utc())
+        .unwrap_err();
+    assert!(matches!(err, CaError::OnlinePassphraseMissing), "{err}");
+    assert!(err.to_string().contains("IRONROOT_CA_PASSPHRASE"));
+}
