@@ -20,6 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Certificate authority: create it, rotate the intermediate, export chain and CRLs.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
     /// Check device policies (AWS IoT-style JSON) for errors and over-permissive grants.
     Policy(cmd::policy::PolicyArgs),
 }
@@ -27,12 +30,13 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
         Command::Policy(args) => cmd::policy::run(args),
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
+        Err(err) => {
+            eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }

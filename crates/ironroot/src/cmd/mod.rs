@@ -1,3 +1,4 @@
 //! Subcommand groups, one module each.
 
+pub mod ca;
 pub mod policy;

@@ -1,3 +1,4 @@
 //! Integration tests of the `ironroot` binary, one module per subcommand group.
 
+mod ca;
 mod policy;
