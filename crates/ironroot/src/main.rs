@@ -5,6 +5,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd {
+    pub mod device;
+}
+
 /// ironroot: a chain of trust from a device's silicon to the cloud.
 ///
 /// Sign and verify MCUboot-compatible firmware, simulate secure boot, run a CA for device
@@ -17,9 +21,21 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Register, list and inspect devices in the registry.
+    Device(cmd::device::DeviceArgs),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Device(args) => cmd::device::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

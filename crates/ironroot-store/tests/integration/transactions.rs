@@ -5,6 +5,8 @@ use ironroot_store::{
     CertificateStatus, ChangeCursor, DeviceState, NewDevice, RevocationReason, StoreError,
 };
 
+use std::time::Duration;
+
 use crate::fixtures::cert;
 use crate::harness::{TestDb, both_backends};
 
@@ -13,6 +15,7 @@ both_backends!(
     a_constraint_violation_halfway_persists_nothing,
     nothing_is_visible_before_commit_and_everything_after,
     revocation_and_device_state_commit_together,
+    issuance_racing_a_device_revocation_never_leaves_an_active_certificate,
 );
 
 /// What the CA does: build the certificate in memory, record it together with the device's new
@@ -213,4 +216,78 @@ async fn revocation_and_device_state_commit_together(db: TestDb) {
         store.device("tx-5").await.unwrap().state,
         DeviceState::Revoked
     );
+}
+
+async fn revoke_device(store: ironroot_store::Store, id: &'static str) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    tx.revoke_device_certificates(id, RevocationReason::KeyCompromise)
+        .await?;
+    tx.set_device_state(id, DeviceState::Revoked).await?;
+    tx.commit().await
+}
+
+async fn issuance_racing_a_device_revocation_never_leaves_an_active_certificate(db: TestDb) {
+    let store = &db.store;
+    for id in ["race-1", "race-2"] {
+        store.add_device(&NewDevice::new(id)).await.unwrap();
+        store
+            .set_device_state(id, DeviceState::Provisioned)
+            .await
+            .unwrap();
+    }
+
+    // Issuance first: the revocation must wait for it, then revoke the new certificate too.
+    let mut issuing = store.begin().await.unwrap();
+    issuing
+        .record_issued_certificate(&cert("a1", Some("race-1"), 1_800_000_000))
+        .await
+        .unwrap();
+    let revocation = tokio::spawn(revoke_device(store.clone(), "race-1"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !revocation.is_finished(),
+        "revocation must wait for the open issuance"
+    );
+    issuing.commit().await.unwrap();
+    revocation.await.unwrap().unwrap();
+    assert_eq!(
+        store.certificate("a1").await.unwrap().status,
+        CertificateStatus::Revoked
+    );
+
+    // Revocation first: the issuance must wait, then see the revoked device and record nothing.
+    let mut revoking = store.begin().await.unwrap();
+    revoking
+        .revoke_device_certificates("race-2", RevocationReason::KeyCompromise)
+        .await
+        .unwrap();
+    revoking
+        .set_device_state("race-2", DeviceState::Revoked)
+        .await
+        .unwrap();
+    let other = store.clone();
+    let issuance = tokio::spawn(async move {
+        let mut tx = other.begin().await?;
+        tx.record_issued_certificate(&cert("a2", Some("race-2"), 1_800_000_000))
+            .await?;
+        tx.commit().await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !issuance.is_finished(),
+        "issuance must wait for the open revocation"
+    );
+    revoking.commit().await.unwrap();
+    let err = issuance.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DeviceNotIssuable {
+                state: DeviceState::Revoked,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(store.certificate("a2").await.is_err());
 }
