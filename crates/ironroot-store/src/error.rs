@@ -132,6 +132,14 @@ pub enum StoreError {
         /// What was refused ("revoke", "supersede").
         op: &'static str,
     },
+    /// The shared transaction of a group commit failed to commit, so this job's changes were
+    /// not stored (neither were those of the other jobs in the batch).
+    #[error("group commit failed, nothing of this batch was stored: {0}")]
+    GroupCommit(#[source] std::sync::Arc<StoreError>),
+    /// The group committer's task is gone (its runtime shut down, or a job panicked); nothing of
+    /// the unacknowledged jobs was stored.
+    #[error("the group committer has stopped; the change was not stored")]
+    GroupCommitterStopped,
     /// A change row names a kind this version does not know (written by a newer ironroot).
     #[error("change feed holds unknown kind {0:?}; upgrade this ironroot")]
     UnknownChangeKind(String),

@@ -33,6 +33,7 @@ mod changes;
 mod conn;
 mod devices;
 mod error;
+mod group;
 mod store;
 mod tx;
 pub mod validate;
@@ -41,6 +42,7 @@ pub use changes::{Change, ChangeCursor, ChangeKind, ChangeSubscription, NOTIFY_C
 pub use conn::Connection;
 pub use devices::MAX_PAGE;
 pub use error::{Result, StoreError};
+pub use group::{GroupCommitter, JobFuture};
 pub use model::{
     Certificate, CertificateKind, CertificateStatus, Device, DeviceFilter, DeviceState,
     NewCertificate, NewDevice, RevocationReason, RevokedCertificate,

@@ -53,6 +53,7 @@ pub struct StoreOptions {
     max_connections: u32,
     busy_timeout: Duration,
     poll_interval: Duration,
+    connect_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +62,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -83,6 +85,12 @@ impl StoreOptions {
     /// processes on SQLite; a safety net behind NOTIFY on PostgreSQL).
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// How long opening the store or taking a pooled connection may wait (default 30 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -237,6 +245,7 @@ impl Store {
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(options.connect_timeout)
             .connect_with(connect.clone())
             .await
             .map_err(connect_err)?;
@@ -246,6 +255,7 @@ impl Store {
             .map_err(StoreError::Migrate)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
+            .acquire_timeout(options.connect_timeout)
             .connect_with(connect)
             .await
             .map_err(connect_err)?;
@@ -255,6 +265,7 @@ impl Store {
     async fn open_postgres(connect: PgConnectOptions, options: StoreOptions) -> Result<Store> {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
+            .acquire_timeout(options.connect_timeout)
             .connect_with(connect)
             .await
             .map_err(|source| StoreError::Connect {
@@ -376,4 +387,23 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_never_echo_the_database_url() {
+        for url in [
+            "mysql://admin:hunter2@db.example/ironroot",
+            "postgres://admin:hunter2@127.0.0.1:1/ironroot",
+            "postgres://admin:hunter2@[::1:bad/ironroot",
+        ] {
+            let options = StoreOptions::default().with_connect_timeout(Duration::from_secs(1));
+            let err = Store::open_with(url, options).await.unwrap_err();
+            let shown = format!("{err} / {err:?}");
+            assert!(!shown.contains("hunter2"), "{url} leaked into {shown}");
+        }
+    }
 }

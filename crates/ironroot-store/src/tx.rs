@@ -105,6 +105,25 @@ impl Transaction {
         Ok(())
     }
 
+    /// Runs `SAVEPOINT`, `RELEASE SAVEPOINT` or `ROLLBACK TO SAVEPOINT` (group commit).
+    pub(crate) async fn savepoint_command(&mut self, sql: &'static str) -> Result<()> {
+        crate::on_backend!(self.connection(), c => {
+            sqlx::query(sql).execute(&mut *c).await.map(|r| r.rows_affected())
+        })
+        .map_err(StoreError::db("manage savepoint"))?;
+        Ok(())
+    }
+
+    /// How many change-feed entries are queued (to drop those of a failed group-commit job).
+    pub(crate) fn pending_change_count(&self) -> usize {
+        self.pending_changes.len()
+    }
+
+    /// Drops queued change-feed entries beyond the first `len`.
+    pub(crate) fn truncate_pending_changes(&mut self, len: usize) {
+        self.pending_changes.truncate(len);
+    }
+
     /// Rolls back explicitly (dropping the transaction does the same, lazily).
     pub async fn rollback(self) -> Result<()> {
         let op = "roll back";

@@ -7,6 +7,7 @@ mod certificates;
 mod changes;
 mod crash;
 mod devices;
+mod group_commit;
 mod migrations;
 mod transactions;
 
