@@ -60,6 +60,53 @@ const SUPERSEDE: &str = concat!(
     cert_columns!()
 );
 
+/// Inserts a certificate unless its device is missing, revoked or decommissioned (then nothing
+/// is inserted). PostgreSQL locks the device row `FOR SHARE`, so a concurrent device revocation
+/// (which takes `FOR UPDATE`) either waits for this transaction or is seen by it.
+macro_rules! insert_certificate {
+    ($lock:literal) => {
+        concat!(
+            "WITH d AS (SELECT id FROM devices WHERE id = $3 \
+               AND state NOT IN ('revoked', 'decommissioned')",
+            $lock,
+            ") INSERT INTO certificates (serial, fingerprint, device_id, kind, issuer, subject, \
+               not_before, not_after, status, issued_at, der) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10 \
+             WHERE $3 IS NULL OR EXISTS (SELECT 1 FROM d)"
+        )
+    };
+}
+const INSERT_SQLITE: &str = insert_certificate!("");
+const INSERT_POSTGRES: &str = insert_certificate!(" FOR SHARE");
+
+fn bind_insert<'q, DB>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    new: &'q NewCertificate,
+    serial: &'q str,
+    fingerprint: &[u8; 32],
+    issued_at: i64,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(serial)
+        .bind(hex(fingerprint))
+        .bind(new.device_id.as_deref())
+        .bind(new.kind.as_str())
+        .bind(new.issuer.as_str())
+        .bind(new.subject.as_str())
+        .bind(new.not_before)
+        .bind(new.not_after)
+        .bind(issued_at)
+        .bind(new.der.as_slice())
+}
+
 fn from_row(row: &impl RowExt) -> Result<Certificate> {
     let op = StoreError::db("read certificate");
     let get = || -> std::result::Result<_, sqlx::Error> {
@@ -237,41 +284,35 @@ impl Transaction {
         if new.kind.needs_device() && new.device_id.is_none() {
             return Err(StoreError::MissingDevice { kind: new.kind });
         }
-        let mut conn = self.connection();
         if let Some(device) = &new.device_id {
             validate::device_id(device)?;
-            let state = lock_state(&mut conn, device, false)
-                .await?
-                .ok_or_else(|| StoreError::UnknownDevice(device.clone()))?;
-            if !state.may_receive_certificates() {
-                return Err(StoreError::DeviceNotIssuable {
-                    device: device.clone(),
-                    state,
-                });
-            }
         }
         let fingerprint: [u8; 32] = Sha256::digest(&new.der).into();
         let issued_at = now();
-        on_backend!(&mut conn, c => {
-            sqlx::query(
-                "INSERT INTO certificates (serial, fingerprint, device_id, kind, issuer, subject, \
-                 not_before, not_after, status, issued_at, der) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10)",
+        let mut conn = self.connection();
+        // One round trip: the device check (locking the row on PostgreSQL) and the insert.
+        let inserted = match &mut conn {
+            Connection::Sqlite(c) => bind_insert(
+                sqlx::query(INSERT_SQLITE),
+                new,
+                &serial,
+                &fingerprint,
+                issued_at,
             )
-            .bind(&serial)
-            .bind(hex(&fingerprint))
-            .bind(new.device_id.as_deref())
-            .bind(new.kind.as_str())
-            .bind(&new.issuer)
-            .bind(&new.subject)
-            .bind(new.not_before)
-            .bind(new.not_after)
-            .bind(issued_at)
-            .bind(&new.der)
             .execute(&mut **c)
             .await
-            .map(|r| r.rows_affected())
-        })
+            .map(|r| r.rows_affected()),
+            Connection::Postgres(c) => bind_insert(
+                sqlx::query(INSERT_POSTGRES),
+                new,
+                &serial,
+                &fingerprint,
+                issued_at,
+            )
+            .execute(&mut **c)
+            .await
+            .map(|r| r.rows_affected()),
+        }
         .map_err(|err| {
             if is_unique_violation(&err) {
                 StoreError::DuplicateCertificate {
@@ -283,6 +324,14 @@ impl Transaction {
                 StoreError::db("insert certificate")(err)
             }
         })?;
+        if inserted == 0 {
+            // Only a missing or retired device stops the insert; say which.
+            let device = new.device_id.clone().unwrap_or_default();
+            return Err(match lock_state(&mut conn, &device, false).await? {
+                None => StoreError::UnknownDevice(device),
+                Some(state) => StoreError::DeviceNotIssuable { device, state },
+            });
+        }
         Ok(Certificate {
             serial,
             fingerprint,

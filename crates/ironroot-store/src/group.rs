@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{Result, StoreError};
 use crate::store::Store;
@@ -47,13 +47,26 @@ pub struct GroupCommitter {
     jobs: mpsc::Sender<Erased>,
 }
 
+/// Batches committing at the same time: SQLite has one writer, so one; PostgreSQL flushes
+/// concurrent commits together and runs jobs on several connections at once.
+fn workers(store: &Store) -> usize {
+    match store.backend() {
+        crate::Backend::Sqlite => 1,
+        crate::Backend::Postgres => (store.options().max_connections() as usize / 2).clamp(1, 4),
+    }
+}
+
 impl Store {
     /// Starts a group committer on the current tokio runtime: at most `max_batch` jobs share one
-    /// transaction. It stops when every handle is dropped.
+    /// transaction (on PostgreSQL up to four such transactions run side by side). It stops when
+    /// every handle is dropped.
     pub fn group_committer(&self, max_batch: usize) -> GroupCommitter {
         let max_batch = max_batch.max(1);
         let (jobs, queue) = mpsc::channel(max_batch * 4);
-        tokio::spawn(committer(self.clone(), queue, max_batch));
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..workers(self) {
+            tokio::spawn(committer(self.clone(), Arc::clone(&queue), max_batch));
+        }
         GroupCommitter { jobs }
     }
 }
@@ -105,9 +118,15 @@ impl GroupCommitter {
     }
 }
 
-async fn committer(store: Store, mut queue: mpsc::Receiver<Erased>, max_batch: usize) {
+async fn committer(store: Store, queue: Arc<Mutex<mpsc::Receiver<Erased>>>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
-    while queue.recv_many(&mut batch, max_batch).await > 0 {
+    loop {
+        // Hold the queue only while taking a batch, so another worker can take the next one
+        // while this batch runs and commits.
+        let taken = queue.lock().await.recv_many(&mut batch, max_batch).await;
+        if taken == 0 {
+            return;
+        }
         let (waiting, committed) = run_batch(&store, &mut batch).await;
         for deliver in waiting {
             deliver(committed.clone());
