@@ -225,6 +225,7 @@ fn registry(c: &mut Criterion) {
     });
     let (pg, anchor) = pg;
     bench_backend(c, "postgres", pg.clone(), anchor, &rt);
+    pgbench_anchor(&url);
     rt.block_on(async {
         pg.close().await;
         let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
@@ -234,6 +235,40 @@ fn registry(c: &mut Criterion) {
         .await
         .unwrap();
     });
+}
+
+/// The pgbench-style anchor in the same run: PostgreSQL's own load generator doing the same
+/// durable single-row INSERT (autocommit) on the `anchor` table, 1 and 16 clients.
+fn pgbench_anchor(url: &str) {
+    let script = std::env::temp_dir().join(format!("ironroot-pgbench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "INSERT INTO anchor (serial, fingerprint, device_id, body) \
+         SELECT v, v, 'bench-device', decode(repeat('30', 500), 'hex') \
+         FROM (SELECT 'pgbench-' || nextval('anchor_pgbench')::text AS v) n;\n",
+    )
+    .unwrap();
+    let psql = std::process::Command::new("psql")
+        .args([url, "-qc", "CREATE SEQUENCE anchor_pgbench"])
+        .status();
+    if !matches!(psql, Ok(s) if s.success()) {
+        panic!("psql is required for the pgbench anchor (Debian postgresql-client)");
+    }
+    for clients in ["1", "16"] {
+        let out = std::process::Command::new("pgbench")
+            .args(["-n", "-c", clients, "-j", "2", "-T", "8", "-f"])
+            .arg(&script)
+            .arg(url)
+            .output()
+            .expect("pgbench is required for the anchor (Debian postgresql-contrib / postgresql)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let tps = text
+            .lines()
+            .find(|l| l.starts_with("tps"))
+            .unwrap_or("tps = ? (pgbench failed)");
+        println!("pgbench_anchor/insert_clients{clients}: {tps}");
+    }
+    let _ = std::fs::remove_file(script);
 }
 
 criterion_group!(benches, registry);
