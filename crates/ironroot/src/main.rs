@@ -25,12 +25,15 @@ enum Command {
     Ca(cmd::ca::CaCommand),
     /// Check device policies (AWS IoT-style JSON) for errors and over-permissive grants.
     Policy(cmd::policy::PolicyArgs),
+    /// Register, list and inspect devices in the registry.
+    Device(cmd::device::DeviceArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Device(args) => cmd::device::run(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Policy(args) => cmd::policy::run(args),
     };
     match result {

@@ -1,4 +1,5 @@
 //! Subcommand groups, one module each.
 
 pub mod ca;
+pub mod device;
 pub mod policy;

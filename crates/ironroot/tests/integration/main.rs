@@ -1,4 +1,5 @@
 //! Integration tests of the `ironroot` binary, one module per subcommand group.
 
 mod ca;
+mod device;
 mod policy;
