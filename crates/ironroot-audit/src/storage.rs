@@ -79,8 +79,8 @@ pub enum StorageError {
     },
 }
 
-/// Where the log lives. Implementations: [`MemoryStorage`] (tests), SQLite and PostgreSQL
-/// (in `ironroot-store`-backed builds).
+/// Where the log lives. Implementations: [`MemoryStorage`] (tests) and `SqlStorage` (SQLite and
+/// PostgreSQL through `ironroot-store`, feature `store`).
 ///
 /// Readers never need more than O(log n) tiles per proof; no method loads the whole log.
 pub trait LogStorage: Send + Sync + 'static {
@@ -117,19 +117,24 @@ pub trait LogStorage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<CheckpointRow>, StorageError>> + Send;
 }
 
-/// In-memory storage for unit tests and examples. Cloning shares the same data.
+/// In-memory storage for tests and examples. Cloning shares the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
-    inner: Arc<Mutex<MemoryInner>>,
+    inner: Arc<Mutex<MemoryTables>>,
 }
 
+/// The "tables" of a [`MemoryStorage`], open to direct edits the way a database is open to
+/// SQL: tamper tests change them behind the log's back and check that verification notices.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct MemoryInner {
-    pub(crate) leaves: BTreeMap<u64, Vec<u8>>,
-    pub(crate) tiles: BTreeMap<TileId, Vec<u8>>,
-    pub(crate) checkpoints: BTreeMap<u64, String>,
-    /// When set, the next append fails without writing (tests of the error path).
-    pub(crate) fail_next_append: bool,
+pub struct MemoryTables {
+    /// Leaf index → canonical event bytes.
+    pub leaves: BTreeMap<u64, Vec<u8>>,
+    /// Tile id → tile bytes.
+    pub tiles: BTreeMap<TileId, Vec<u8>>,
+    /// Tree size → signed checkpoint note.
+    pub checkpoints: BTreeMap<u64, String>,
+    /// While set, every append fails without writing anything (tests of the error path).
+    pub fail_appends: bool,
 }
 
 impl MemoryStorage {
@@ -138,26 +143,34 @@ impl MemoryStorage {
         Self::default()
     }
 
-    /// Direct access to the tables, for tamper tests inside this crate.
-    #[cfg(test)]
-    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut MemoryInner) -> R) -> R {
-        f(&mut self.inner.lock().expect("memory storage lock"))
+    /// Runs `f` with the tables, for tamper tests (what SQL access is for a database).
+    pub fn edit<R>(&self, f: impl FnOnce(&mut MemoryTables) -> R) -> R {
+        f(&mut self.lock())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        self.inner.lock().expect("memory storage lock")
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryTables> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters here (each append inserts whole values), so poisoning is ignored.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// The error a poisoned or failing in-memory store reports.
+/// The error a failing in-memory store reports.
 #[derive(Debug, thiserror::Error)]
 #[error("injected in-memory storage failure")]
 struct InjectedFailure;
 
+/// An append would overwrite a stored leaf (one was added behind the writer's back).
+#[derive(Debug, thiserror::Error)]
+#[error("a leaf with index {0} is already stored")]
+struct DuplicateLeaf(u64);
+
 impl LogStorage for MemoryStorage {
     async fn append(&self, batch: &AppendBatch) -> Result<(), StorageError> {
         let mut g = self.lock();
-        if std::mem::take(&mut g.fail_next_append) {
+        if g.fail_appends {
             return Err(StorageError::Backend {
                 op: "append",
                 source: Box::new(InjectedFailure),
@@ -168,6 +181,14 @@ impl LogStorage for MemoryStorage {
             return Err(StorageError::Conflict {
                 expected: batch.first_index,
                 found: size,
+            });
+        }
+        let end = batch.first_index + batch.leaves.len() as u64;
+        if let Some((&index, _)) = g.leaves.range(batch.first_index..end).next() {
+            // What a primary key does in SQL: a row that is already there is not overwritten.
+            return Err(StorageError::Backend {
+                op: "append",
+                source: Box::new(DuplicateLeaf(index)),
             });
         }
         for (i, leaf) in batch.leaves.iter().enumerate() {

@@ -428,9 +428,16 @@ pub async fn verify_log<S: LogStorage>(
             }
         }
     }
-    // Rows beyond the latest checkpoint were never signed.
-    if let Some(row) = storage.read_leaves(target, u64::MAX, 1).await?.first() {
-        return Err(Tamper::UnsignedEntries { index: row.index }.into());
+    // Rows beyond the latest checkpoint were never signed. A writer may have committed more
+    // batches (leaves and their checkpoint atomically) since `target` was read: a row is
+    // unsigned only if no checkpoint read after the row covers it.
+    let mut bound = target;
+    while let Some(row) = storage.read_leaves(bound, u64::MAX, 1).await?.pop() {
+        let now = storage.latest_checkpoint().await?.map_or(0, |c| c.size);
+        if row.index >= now {
+            return Err(Tamper::UnsignedEntries { index: row.index }.into());
+        }
+        bound = now;
     }
     if let Some((&size, _)) = external.iter().next_back()
         && size > target

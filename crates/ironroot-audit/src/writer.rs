@@ -117,6 +117,9 @@ pub enum OpenError {
     /// A checkpoint could not be signed (key name and origin disagree).
     #[error("signing checkpoints: {0}")]
     Sign(CheckpointError),
+    /// The signing key in the data directory could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] crate::dir::KeyError),
 }
 
 /// Why an event was not (known to be) recorded.
@@ -202,6 +205,42 @@ impl Audit {
     }
 }
 
+#[cfg(feature = "store")]
+impl Audit {
+    /// Opens the audit log of an ironroot installation for writing: the log's tables in
+    /// `store`'s database (SQLite or PostgreSQL), the signing key and the witness in
+    /// `data_dir/audit` (see [`crate::dir`]). The key is created on the first open of an empty
+    /// log. The writer task runs on the current tokio runtime until every handle is dropped.
+    ///
+    /// ```ignore
+    /// let audit = Audit::open_store(&store, data_dir).await?;
+    /// audit.record(Event::new("device.added", "operator:alice").subject("device", "dev-42")).await?;
+    /// ```
+    pub async fn open_store(
+        store: &ironroot_store::Store,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, OpenError> {
+        let dir = crate::dir::AuditDir::new(data_dir);
+        let storage = Arc::new(crate::sql::SqlStorage::new(store.clone()));
+        let witness = dir.witness();
+        let signer = if dir.has_key() {
+            dir.load_signer()?
+        } else {
+            // A new key for a log that already has entries would start an unrelated log.
+            if storage.latest_checkpoint().await?.is_some() || witness.read().await?.is_some() {
+                return Err(crate::dir::KeyError::LostKey(dir.key_path()).into());
+            }
+            dir.load_or_create_signer()?
+        };
+        let config = AuditConfig {
+            witness: Some(witness),
+            ..AuditConfig::default()
+        };
+        let (audit, _writer) = Self::open(storage, signer, config).await?;
+        Ok(audit)
+    }
+}
+
 /// Reads and checks the stored state; returns the right edge of the stored tree.
 async fn load_state<S: LogStorage>(
     storage: &Arc<S>,
@@ -259,6 +298,23 @@ async fn load_state<S: LogStorage>(
     Ok(edge)
 }
 
+/// How often a batch refused with [`StorageError::Conflict`] is retried on fresh state.
+///
+/// Several processes may append to one log (two server replicas on one PostgreSQL database, or
+/// `ironroot audit record` beside a running server): a writer whose view is stale is refused,
+/// re-reads the stored tree and tries again after a random pause of up to 64 ms. A writer that
+/// loses this many races in a row fails its batch with the conflict error. One busy writer per
+/// log is the design point; see docs/architecture.md ("Audit log").
+const MAX_CONFLICT_RETRIES: u32 = 32;
+
+/// A batch that was not committed, with its leaves for another attempt.
+struct FailedAttempt {
+    error: RecordError,
+    leaves: Vec<Vec<u8>>,
+    /// Storage refused the batch before writing anything (another writer was first).
+    conflict: bool,
+}
+
 struct Writer<S> {
     storage: Arc<S>,
     signer: NoteSigner,
@@ -278,28 +334,79 @@ impl<S: LogStorage> Writer<S> {
     }
 
     async fn commit(&mut self, requests: Vec<Request>) {
+        let mut leaves = Vec::with_capacity(requests.len());
+        let mut replies = Vec::with_capacity(requests.len());
+        for r in requests {
+            leaves.push(r.leaf);
+            replies.push((r.hash, r.reply));
+        }
+        let hashes: Vec<Hash> = replies.iter().map(|(h, _)| *h).collect();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match self.try_commit(&hashes, leaves).await {
+                Ok(done) => break Ok(done),
+                // Another writer (a second server process on the same database) appended first:
+                // nothing of this batch was written, so it is safe to re-read and try again.
+                Err(failed) if failed.conflict && attempt < MAX_CONFLICT_RETRIES => {
+                    leaves = failed.leaves;
+                    // A random pause, so two writers that keep colliding fall out of step.
+                    let cap = 1u64 << attempt.min(6);
+                    let jitter = u64::from(getrandom::u32().unwrap_or(0)) % (cap * 1000);
+                    tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+                }
+                Err(failed) => break Err(failed.error),
+            }
+        };
+        let (first_index, checkpoint) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        // The batch is committed; the witness must follow before anyone is told.
+        let witnessed = match &self.config.witness {
+            Some(w) => w
+                .write(&checkpoint.1)
+                .await
+                .map_err(|e| RecordError::Witness(Arc::new(e))),
+            None => Ok(()),
+        };
+        for (i, (leaf_hash, reply)) in replies.into_iter().enumerate() {
+            let _ = reply.send(witnessed.clone().map(|()| Receipt {
+                index: first_index + i as u64,
+                leaf_hash,
+                checkpoint: checkpoint.0.clone(),
+            }));
+        }
+    }
+
+    /// One attempt to commit a batch: the first index and the signed checkpoint on success.
+    async fn try_commit(
+        &mut self,
+        hashes: &[Hash],
+        leaves: Vec<Vec<u8>>,
+    ) -> Result<(u64, (Checkpoint, String)), FailedAttempt> {
+        let fail = |error, leaves, conflict| FailedAttempt {
+            error,
+            leaves,
+            conflict,
+        };
         let edge = match self.edge.take() {
             Some(edge) => edge,
             None => match load_state(&self.storage, self.signer.verifier(), &self.config).await {
                 Ok(edge) => edge,
-                Err(e) => {
-                    let e = RecordError::Unavailable(Arc::new(e));
-                    for r in requests {
-                        let _ = r.reply.send(Err(e.clone()));
-                    }
-                    return;
-                }
+                Err(e) => return Err(fail(RecordError::Unavailable(Arc::new(e)), leaves, false)),
             },
         };
         let first_index = edge.size();
         // Extended in place: if the commit fails, the edge is dropped and re-read from storage.
         let mut next = edge;
-        let mut leaves = Vec::with_capacity(requests.len());
-        let mut replies = Vec::with_capacity(requests.len());
-        for r in requests {
-            next.push_leaf(r.hash);
-            leaves.push(r.leaf);
-            replies.push((r.hash, r.reply));
+        for h in hashes {
+            next.push_leaf(*h);
         }
         let checkpoint = Checkpoint {
             origin: self.signer.name().to_owned(),
@@ -310,10 +417,7 @@ impl<S: LogStorage> Writer<S> {
             Ok(s) => s,
             Err(e) => {
                 let e = RecordError::Unavailable(Arc::new(OpenError::Sign(e)));
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-                return;
+                return Err(fail(e, leaves, false));
             }
         };
         let batch = AppendBatch {
@@ -325,26 +429,20 @@ impl<S: LogStorage> Writer<S> {
                 note: signed.note.clone(),
             },
         };
-        let result = match self.storage.append(&batch).await {
+        match self.storage.append(&batch).await {
             Ok(()) => {
                 self.edge = Some(next);
-                match &self.config.witness {
-                    Some(w) => w
-                        .write(&signed.note)
-                        .await
-                        .map_err(|e| RecordError::Witness(Arc::new(e))),
-                    None => Ok(()),
-                }
+                Ok((first_index, (checkpoint, signed.note)))
             }
             // The commit may or may not have happened: re-read the stored state next time.
-            Err(e) => Err(RecordError::Storage(Arc::new(e))),
-        };
-        for (i, (leaf_hash, reply)) in replies.into_iter().enumerate() {
-            let _ = reply.send(result.clone().map(|()| Receipt {
-                index: first_index + i as u64,
-                leaf_hash,
-                checkpoint: checkpoint.clone(),
-            }));
+            Err(e) => {
+                let conflict = matches!(e, StorageError::Conflict { .. });
+                Err(fail(
+                    RecordError::Storage(Arc::new(e)),
+                    batch.leaves,
+                    conflict,
+                ))
+            }
         }
     }
 }
