@@ -27,6 +27,8 @@ enum Command {
     Policy(cmd::policy::PolicyArgs),
     /// Register, list and inspect devices in the registry.
     Device(cmd::device::DeviceArgs),
+    /// Verify the tamper-evident audit log, show entries, and prove entries to third parties.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
         Command::Device(args) => cmd::device::run(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Policy(args) => cmd::policy::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => code,

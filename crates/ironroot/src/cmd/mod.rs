@@ -1,5 +1,6 @@
 //! Subcommand groups, one module each.
 
+pub mod audit;
 pub mod ca;
 pub mod device;
 pub mod policy;
