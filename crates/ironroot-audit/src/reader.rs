@@ -39,13 +39,17 @@ pub enum ProveError {
     Storage(#[from] StorageError),
 }
 
-/// Full tiles never change, so a reader may keep some; partial tiles are always re-read.
-const CACHE_TILES: usize = 256;
+/// Largest number of tiles a reader keeps (at most 16 MiB).
+const CACHE_TILES: usize = 1024;
 
 /// Computes roots and proofs from the tiles in a [`LogStorage`].
 ///
-/// A reader keeps a small cache of full tiles (at most 256, about 4 MiB), which makes
-/// sequential work such as checking every pair of successive checkpoints read each tile once.
+/// Tiles only ever grow (a stored hash never changes), so a reader may keep copies: a cached
+/// tile serves every node within its width, and a node beyond it makes the reader fetch the
+/// tile again. It keeps the tiles above the leaves (1/256 of the tree: every proof needs a few
+/// of them) and the partial tiles of the right edge (every proof for the latest tree size needs
+/// them), at most 1,024 tiles; full leaf-level tiles, one per 256 entries and touched at random
+/// by proofs, are not kept. A proof from a warm reader then reads one tile: the leaf's.
 #[derive(Debug)]
 pub struct LogReader<S> {
     storage: Arc<S>,
@@ -77,8 +81,8 @@ impl<S: LogStorage> LogReader<S> {
         let mut tiles: HashMap<TileId, Arc<Tile>> = HashMap::new();
         {
             let cache = self.cache.lock().expect("tile cache lock");
-            for id in need.keys() {
-                if let Some(t) = cache.get(id) {
+            for (id, width) in &need {
+                if let Some(t) = cache.get(id).filter(|t| t.width() >= *width) {
                     tiles.insert(*id, t.clone());
                 }
             }
@@ -93,8 +97,8 @@ impl<S: LogStorage> LogReader<S> {
             let mut cache = self.cache.lock().expect("tile cache lock");
             for t in read {
                 let t = Arc::new(t);
-                if t.is_full() {
-                    if cache.len() >= CACHE_TILES {
+                if t.id.level > 0 || !t.is_full() {
+                    if cache.len() >= CACHE_TILES && !cache.contains_key(&t.id) {
                         cache.clear();
                     }
                     cache.insert(t.id, t.clone());
