@@ -308,10 +308,24 @@ pub async fn verify_log<S: LogStorage>(
     let mut external_size = None;
     let page = options.page.max(1);
 
+    // Pages of leaves are read one ahead, so the database works while this task hashes.
+    let fetch = |start: u64| {
+        let storage = storage.clone();
+        let end = (start + page).min(target);
+        tokio::spawn(async move { storage.read_leaves(start, end, page as usize).await })
+    };
     let mut next = 0u64;
+    let mut ahead = (next < target).then(|| fetch(next));
     while next < target {
         let end = (next + page).min(target);
-        let rows = storage.read_leaves(next, end, page as usize).await?;
+        let rows = ahead
+            .take()
+            .expect("a page is always fetched ahead")
+            .await
+            .expect("leaf reads do not panic")?;
+        if end < target {
+            ahead = Some(fetch(end));
+        }
         let mut rows = rows.into_iter().peekable();
         while next < end {
             let row = match rows.peek() {
