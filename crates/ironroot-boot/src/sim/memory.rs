@@ -181,6 +181,12 @@ impl SimMemory {
         &self.power
     }
 
+    /// Connects this flash to another power rail (a cloned flash shares its original's rail
+    /// until rewired).
+    pub fn rewire(&mut self, power: Power) {
+        self.power = power;
+    }
+
     /// The raw contents.
     pub fn as_bytes(&self) -> &[u8] {
         &self.data

@@ -67,6 +67,11 @@ impl SimOtp {
         write_atomic(path, &bytes)
     }
 
+    /// Connects these fuses to another power rail.
+    pub fn rewire(&mut self, power: Power) {
+        self.power = power;
+    }
+
     /// Number of completed or attempted burns.
     pub fn burns(&self) -> u64 {
         self.burns
