@@ -53,7 +53,9 @@
 //!   offset.
 //! - Structure without crypto: [`ImageLayout::parse`], [`ImageHeader`], [`TlvAreas`],
 //!   [`TlvEntry`], [`TlvType`], [`ImageVersion`], [`ImageFlags`].
-//! - With `std`: the `tools` module (key files, signing, image dumps, file decryption).
+//! - With `std`: the [`tools`] module: [`tools::KeyFile`]/[`tools::PrivateKey`] (imgtool PEM
+//!   formats, keygen), [`tools::sign`] with [`tools::SignOptions`] (imgtool's `sign` flags),
+//!   [`tools::ImageDump`], [`tools::decrypt_image`], [`tools::FileSource`].
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
@@ -65,6 +67,9 @@ mod layout;
 mod source;
 mod tlv;
 mod verify;
+
+#[cfg(feature = "std")]
+pub mod tools;
 
 pub use encrypted::{
     AesKeySize, DecryptionKey, ECIES_INFO, ImageKey, PayloadDecryptor, unwrap_image_key,
