@@ -3,8 +3,10 @@
 //!
 //! The principal function is [`verify`]: it reads an image through an [`ImageSource`] (a slice,
 //! a flash region, anything with `read_at`), checks it against a slice of [`TrustedKey`]s and
-//! returns a [`VerifiedImage`] or a typed [`VerifyError`]. The default build is `no_std`,
-//! allocates nothing and uses no `unsafe`, so a bootloader can verify images in place in flash.
+//! returns a [`VerifiedImage`] or a typed [`VerifyError`]. Built with
+//! `default-features = false` the crate is `no_std`, allocates nothing and uses no `unsafe`, so
+//! a bootloader can verify images in place in flash; the default `std` feature adds the host
+//! tools (signing, keys, dumps).
 //!
 //! ```text
 //!            image in flash / RAM / file                          trusted keys (OTP, ROM)
