@@ -3,8 +3,10 @@
 //!
 //! The principal function is [`verify`]: it reads an image through an [`ImageSource`] (a slice,
 //! a flash region, anything with `read_at`), checks it against a slice of [`TrustedKey`]s and
-//! returns a [`VerifiedImage`] or a typed [`VerifyError`]. The default build is `no_std`,
-//! allocates nothing and uses no `unsafe`, so a bootloader can verify images in place in flash.
+//! returns a [`VerifiedImage`] or a typed [`VerifyError`]. Built with
+//! `default-features = false` the crate is `no_std`, allocates nothing and uses no `unsafe`, so
+//! a bootloader can verify images in place in flash; the default `std` feature adds the host
+//! tools (signing, keys, dumps).
 //!
 //! ```text
 //!            image in flash / RAM / file                          trusted keys (OTP, ROM)
@@ -53,7 +55,9 @@
 //!   offset.
 //! - Structure without crypto: [`ImageLayout::parse`], [`ImageHeader`], [`TlvAreas`],
 //!   [`TlvEntry`], [`TlvType`], [`ImageVersion`], [`ImageFlags`].
-//! - With `std`: the `tools` module (key files, signing, image dumps, file decryption).
+//! - With `std`: the [`tools`] module: [`tools::KeyFile`]/[`tools::PrivateKey`] (imgtool PEM
+//!   formats, keygen), [`tools::sign`] with [`tools::SignOptions`] (imgtool's `sign` flags),
+//!   [`tools::ImageDump`], [`tools::decrypt_image`], [`tools::FileSource`].
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
@@ -65,6 +69,9 @@ mod layout;
 mod source;
 mod tlv;
 mod verify;
+
+#[cfg(feature = "std")]
+pub mod tools;
 
 pub use encrypted::{
     AesKeySize, DecryptionKey, ECIES_INFO, ImageKey, PayloadDecryptor, unwrap_image_key,

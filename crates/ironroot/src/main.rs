@@ -3,6 +3,8 @@
 //! Each subcommand group lives in its own module under `cmd/`; this file only wires them to clap.
 #![forbid(unsafe_code)]
 
+mod cmd;
+
 use clap::{Parser, Subcommand};
 
 /// ironroot: a chain of trust from a device's silicon to the cloud.
@@ -17,9 +19,14 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
+    Firmware(cmd::firmware::FirmwareArgs),
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Firmware(args) => cmd::firmware::run(args),
+    }
 }

@@ -1,0 +1,3 @@
+//! Subcommand groups of the `ironroot` binary, one module each.
+
+pub mod firmware;
