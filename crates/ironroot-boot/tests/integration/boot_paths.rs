@@ -486,7 +486,7 @@ fn non_bootable_image_is_refused() {
 #[test]
 fn encrypted_update_is_decrypted_on_install_and_re_encrypted_on_revert() {
     let mut w = World::new();
-    w.rig = w.rig.clone().with_decryption(&w.keys.enc);
+    w.rig = w.rig.clone().with_decryption(&w.keys.enc_scalar);
     w.rig.boot().unwrap();
     let b = w.app(&Spec::new("2.0.0", 2, 20_000).pad(Pad::Test).encrypted());
     assert_ne!(
@@ -513,7 +513,7 @@ fn encrypted_update_is_decrypted_on_install_and_re_encrypted_on_revert() {
 #[test]
 fn encrypted_running_image_is_re_encrypted_when_moved_aside() {
     let mut w = World::new();
-    w.rig = w.rig.clone().with_decryption(&w.keys.enc);
+    w.rig = w.rig.clone().with_decryption(&w.keys.enc_scalar);
     w.rig.boot().unwrap();
     let b = w.app(&Spec::new("2.0.0", 2, 20_000).pad(Pad::Confirm).encrypted());
     w.rig.put_slot(Slot::Secondary, &b.file);
@@ -536,8 +536,6 @@ fn encrypted_update_without_a_device_key_or_for_another_device_is_refused() {
     w.rig.boot().unwrap();
     let b = w.app(&Spec::new("2.0.0", 2, 20_000).pad(Pad::Test).encrypted());
     refused_untouched(&mut w, &b.file, |r| *r == RefusalReason::NoDecryptionKey);
-    let other = crate::support::keygen(w.keys.dir.path(), "enc2", "ecdsa-p256");
-    let _ = other;
     let mut w2 = World::new();
     // Device key of another device: the HMAC over the wrapped key fails.
     w2.rig = w2.rig.clone().with_decryption(&[7u8; 32]);

@@ -2,5 +2,6 @@
 //! operation, imgtool interoperability, and properties of the trailer state machine.
 
 mod boot_paths;
+mod imgtool_interop;
 mod power_cut;
 mod support;

@@ -6,14 +6,18 @@ use std::process::Command;
 
 use ironroot_boot::sim::{Power, SimGeometry, SimMemory, SimOtp};
 use ironroot_boot::{BootDecision, BootError, Confirmation, Device, Layout, Otp, Region, Slot};
+use ironroot_image::tools::{
+    self, KeyType, PrivateKey, PublicKeyFormat, SecurityCounter, SignOptions,
+};
 use ironroot_image::{
     DecryptionKey, PayloadDecryptor, TrustedKey, unwrap_image_key, verify, verify_encrypted,
 };
 use ironroot_testkit::{run_ok, tool};
 
-/// A signing key made by imgtool at test time.
+/// A signing key made at test time (ironroot-image's keygen; saved as PEM for imgtool).
 pub struct TestKey {
     pub pem: PathBuf,
+    pub private: PrivateKey,
     pub trusted: TrustedKey,
 }
 
@@ -24,60 +28,44 @@ pub struct Keys {
     pub root: TestKey,
     /// A valid key the device does not trust.
     pub other: TestKey,
-    /// An Ed25519 key, also fused into OTP (second root-of-trust slot).
+    /// An Ed25519 key, also fused into OTP by most tests (second root-of-trust slot).
     pub ed: TestKey,
-    /// The device's P-256 encryption key pair (imgtool -E takes this file).
-    pub enc_pem: PathBuf,
-    /// The same key as the device holds it (the P-256 private scalar).
-    pub enc: [u8; 32],
+    /// The device's P-256 encryption key pair.
+    pub enc: TestKey,
+    /// Its private scalar, as the device holds it.
+    pub enc_scalar: [u8; 32],
 }
 
-pub fn keygen(dir: &Path, name: &str, kind: &str) -> TestKey {
+pub fn keygen(dir: &Path, name: &str, kind: KeyType) -> TestKey {
     let pem = dir.join(format!("{name}.pem"));
-    run_ok(
-        Command::new(tool("imgtool"))
-            .args(["keygen", "-t", kind, "-k"])
-            .arg(&pem),
-    );
-    let out = run_ok(
-        Command::new(tool("imgtool"))
-            .args(["getpub", "-e", "raw", "-k"])
-            .arg(&pem),
-    );
-    let trusted = TrustedKey::from_spki_der(&out.stdout).expect("imgtool public key parses");
-    TestKey { pem, trusted }
-}
-
-/// The 32-byte private scalar of a P-256 PEM key, via openssl (the ECPrivateKey OCTET STRING).
-fn p256_scalar(pem: &Path) -> [u8; 32] {
-    let out = run_ok(
-        Command::new(tool("openssl"))
-            .args(["pkey", "-outform", "DER", "-in"])
-            .arg(pem),
-    );
-    let der = out.stdout;
-    let at = der
-        .windows(5)
-        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
-        .expect("ECPrivateKey version 1 followed by a 32-byte private key");
-    der[at + 5..at + 37].try_into().unwrap()
+    let private = PrivateKey::generate(kind);
+    private.save(&pem).unwrap();
+    let trusted = private.public_key().trusted_key().expect("signing key");
+    TestKey {
+        pem,
+        private,
+        trusted,
+    }
 }
 
 impl Keys {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = keygen(dir.path(), "root", "ecdsa-p256");
-        let other = keygen(dir.path(), "other", "ecdsa-p256");
-        let ed = keygen(dir.path(), "ed", "ed25519");
-        let enc_pem = keygen(dir.path(), "enc", "ecdsa-p256").pem;
-        let enc = p256_scalar(&enc_pem);
+        let root = keygen(dir.path(), "root", KeyType::EcdsaP256);
+        let other = keygen(dir.path(), "other", KeyType::EcdsaP256);
+        let ed = keygen(dir.path(), "ed", KeyType::Ed25519);
+        let enc = keygen(dir.path(), "enc", KeyType::EcdsaP256);
+        let enc_scalar = match &enc.private {
+            PrivateKey::EcdsaP256(k) => k.to_bytes().into(),
+            _ => unreachable!(),
+        };
         Self {
             dir,
             root,
             other,
             ed,
-            enc_pem,
             enc,
+            enc_scalar,
         }
     }
 
@@ -198,17 +186,40 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Signs with imgtool at test time. `slot_size` and the geometry go to `-S`, `--align`, `-R`;
-/// a `slot_size` of 0 skips imgtool's trailer size check (bootloader images have no trailer).
+/// Signs with ironroot-image at test time. `slot_size` and the geometry are imgtool's
+/// `-S`, `--align`, `-R`; a `slot_size` of 0 skips the trailer size check (bootloader images
+/// have no trailer).
 pub fn sign(keys: &Keys, key: &TestKey, geo: &Geo, slot_size: u32, spec: &Spec) -> Img {
+    let mut opts = SignOptions::new(spec.version.parse().unwrap(), HEADER as u16, slot_size);
+    opts.pad_header = true;
+    opts.align = geo.write;
+    opts.erased_val = geo.erased;
+    opts.security_counter = spec.counter.map(SecurityCounter::Value);
+    opts.pad = spec.pad != Pad::None;
+    opts.confirm = spec.pad == Pad::Confirm;
+    opts.non_bootable = spec.non_bootable;
+    if spec.full_pubkey {
+        opts.public_key_format = PublicKeyFormat::Full;
+    }
+    let input = payload(spec.payload_len, spec.seed);
+    let mut file = Vec::new();
+    let enc = keys.enc.private.public_key();
+    tools::sign(
+        std::io::Cursor::new(input),
+        &mut file,
+        Some(&key.private),
+        spec.encrypt.then_some(&enc),
+        &opts,
+    )
+    .expect("ironroot-image signs the test image");
+    let dk = DecryptionKey::ec_p256_from_bytes(&keys.enc_scalar).unwrap();
+    describe(file, &key.trusted, spec.encrypt.then_some(&dk))
+}
+
+/// Signs with imgtool: the oracle for images made by the tool MCUboot users have.
+pub fn sign_imgtool(keys: &Keys, key: &TestKey, geo: &Geo, slot_size: u32, spec: &Spec) -> Img {
     let dir = keys.dir.path();
-    let tag = format!(
-        "{}-{}-{}-{}",
-        spec.seed,
-        spec.payload_len,
-        std::process::id(),
-        next_id()
-    );
+    let tag = format!("{}-{}-{}", spec.seed, spec.payload_len, next_id());
     let input = dir.join(format!("in-{tag}.bin"));
     let output = dir.join(format!("out-{tag}.bin"));
     std::fs::write(&input, payload(spec.payload_len, spec.seed)).unwrap();
@@ -234,7 +245,7 @@ pub fn sign(keys: &Keys, key: &TestKey, geo: &Geo, slot_size: u32, spec: &Spec) 
         }
     }
     if spec.encrypt {
-        cmd.arg("-E").arg(&keys.enc_pem);
+        cmd.arg("-E").arg(&keys.enc.pem);
     }
     if spec.non_bootable {
         cmd.arg("--non-bootable");
@@ -245,7 +256,7 @@ pub fn sign(keys: &Keys, key: &TestKey, geo: &Geo, slot_size: u32, spec: &Spec) 
     cmd.arg(&input).arg(&output);
     run_ok(&mut cmd);
     let file = std::fs::read(&output).unwrap();
-    let dk = DecryptionKey::ec_p256_from_bytes(&keys.enc).unwrap();
+    let dk = DecryptionKey::ec_p256_from_bytes(&keys.enc_scalar).unwrap();
     describe(file, &key.trusted, spec.encrypt.then_some(&dk))
 }
 
