@@ -551,3 +551,35 @@ fn encrypted_update_without_a_device_key_or_for_another_device_is_refused() {
         matches!(r, RefusalReason::Invalid(VerifyError::Unwrap(_)))
     });
 }
+
+/// MCUboot #2282: a test swap interrupted by a reset and then resumed left the swap type at
+/// "none", so the security counter was raised as if the image were confirmed, and the revert
+/// to the old image was then refused.
+#[test]
+fn regression_mcuboot_2282_resumed_test_swap_does_not_raise_the_counter() {
+    let mut w = World::new();
+    w.rig.boot().unwrap();
+    let b = w.app(&Spec::new("2.0.0", 7, 20_000).pad(Pad::Test));
+    w.rig.put_slot(Slot::Secondary, &b.file);
+    let mut probe = w.rig.clone();
+    let s = probe.power.ops();
+    probe.boot().unwrap();
+    let ops = probe.power.ops() - s;
+    w.rig
+        .power
+        .arm(ops / 2, ironroot_boot::sim::CutMode::Before);
+    assert!(w.rig.boot().is_err());
+    w.rig.power.restore();
+    let d = w.rig.boot().unwrap();
+    assert_eq!(d.action, Action::Resumed(SwapKind::Test));
+    assert_eq!(booted_digest(&d), b.digest);
+    assert!(d.booted().unwrap().trial);
+    assert_eq!(
+        w.rig.counter(),
+        1,
+        "a resumed test swap must not fuse the new counter"
+    );
+    let d = w.rig.boot().unwrap();
+    assert_eq!(d.action, Action::Swapped(SwapKind::Revert));
+    assert_eq!(booted_digest(&d), w.a.digest);
+}

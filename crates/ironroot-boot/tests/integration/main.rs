@@ -4,4 +4,5 @@
 mod boot_paths;
 mod imgtool_interop;
 mod power_cut;
+mod props;
 mod support;
