@@ -1,0 +1,4 @@
+//! Integration tests of the `ironroot` binary, in one test binary, one module per command
+//! group.
+
+mod firmware;
