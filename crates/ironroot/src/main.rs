@@ -22,11 +22,14 @@ struct Cli {
 enum Command {
     /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
     Firmware(cmd::firmware::FirmwareArgs),
+    /// Simulate a device with secure boot: OTP root of trust, boot ROM, bootloader, A/B slots.
+    Boot(cmd::boot::BootArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Firmware(args) => cmd::firmware::run(args),
+        Command::Boot(args) => cmd::boot::run(args),
     }
 }

@@ -1,4 +1,5 @@
 //! Integration tests of the `ironroot` binary, in one test binary, one module per command
 //! group.
 
+mod boot;
 mod firmware;
