@@ -43,11 +43,13 @@ impl ImageSource for SlotSource<'_> {
     }
 
     fn read_at(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), FlashError> {
-        let end = offset
-            .checked_add(buf.len() as u32)
-            .filter(|&e| e <= self.region.size)
-            .ok_or(out_of_region(self.region.offset.saturating_add(offset)))?;
-        let _ = end;
+        let inside = u32::try_from(buf.len())
+            .ok()
+            .and_then(|n| offset.checked_add(n))
+            .is_some_and(|end| end <= self.region.size);
+        if !inside {
+            return Err(out_of_region(self.region.offset.saturating_add(offset)));
+        }
         self.flash.read(self.region.offset + offset, buf)
     }
 }

@@ -160,7 +160,8 @@ pub enum LayoutError {
         /// Which slot.
         region: RegionName,
     },
-    /// The flash's erase or write size does not match the layout.
+    /// The flash's erase unit does not divide the sector size, or its write unit does not
+    /// divide the layout's write size.
     FlashMismatch {
         /// Erase size of the flash.
         erase_size: u32,
@@ -428,6 +429,58 @@ mod tests {
         assert_eq!(t.image_ok_off(0x8000), 0x8000 - 32 - 32);
         assert_eq!(t.magic()[..2], [32, 0]);
         assert_eq!(t.status_off(0x8000) % 32, 0);
+    }
+
+    struct Geometry(u32, u32, u32);
+    impl BootFlash for Geometry {
+        fn erase_size(&self) -> u32 {
+            self.0
+        }
+        fn write_size(&self) -> u32 {
+            self.1
+        }
+        fn capacity(&self) -> u32 {
+            self.2
+        }
+        fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), crate::flash::FlashError> {
+            Ok(())
+        }
+        fn write(&mut self, _: u32, _: &[u8]) -> Result<(), crate::flash::FlashError> {
+            Ok(())
+        }
+        fn erase(&mut self, _: u32, _: u32) -> Result<(), crate::flash::FlashError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flash_units_must_divide_the_layout_units() {
+        let l = Layout::new(
+            Region::new(0, 0x4000),
+            Region::new(0x4000, 0x21000),
+            Region::new(0x25000, 0x20000),
+            0x1000,
+            8,
+            0xff,
+            128,
+            false,
+        )
+        .unwrap();
+        assert!(l.check_flash(&Geometry(0x1000, 8, 0x45000)).is_ok());
+        // 1 KiB erase units, 4-byte writes: a 4 KiB sector is four erases, a trailer write two.
+        assert!(l.check_flash(&Geometry(0x400, 4, 0x45000)).is_ok());
+        assert!(matches!(
+            l.check_flash(&Geometry(0x2000, 8, 0x45000)),
+            Err(LayoutError::FlashMismatch { .. })
+        ));
+        assert!(matches!(
+            l.check_flash(&Geometry(0x1000, 16, 0x45000)),
+            Err(LayoutError::FlashMismatch { .. })
+        ));
+        assert!(matches!(
+            l.check_flash(&Geometry(0x1000, 8, 0x44000)),
+            Err(LayoutError::OutOfFlash { .. })
+        ));
     }
 
     #[test]

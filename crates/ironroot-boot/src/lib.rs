@@ -16,6 +16,31 @@
 //!                           └─ (measure, raise OTP counter once confirmed)
 //! ```
 //!
+//! # Getting started
+//!
+//! ```no_run
+//! use embedded_storage::nor_flash::NorFlash;
+//! use ironroot_boot::{Device, Layout, Nor, Otp, OtpCells, Outcome, Region};
+//! use ironroot_image::TrustedKey;
+//!
+//! /// Runs both boot stages; returns the address to jump to, or `None` to halt.
+//! fn boot<F: NorFlash, C: OtpCells>(flash: F, fuses: C, keys: &[TrustedKey]) -> Option<u32> {
+//!     // 4 KiB sectors, 8-byte writes: bootloader 64 KiB, primary 260 KiB, secondary 256 KiB.
+//!     let layout = Layout::new(
+//!         Region::new(0, 0x10000),
+//!         Region::new(0x10000, 0x41000),
+//!         Region::new(0x51000, 0x40000),
+//!         0x1000, 8, 0xff, 128, false,
+//!     ).ok()?;
+//!     let mut device = Device::new(Nor(flash), Otp::new(fuses).ok()?, layout, keys, None).ok()?;
+//!     let decision = device.power_on().ok()?; // Err: flash failure; retry or reset
+//!     match decision.outcome {
+//!         Outcome::Boot(image) => Some(layout.slot(image.slot).offset),
+//!         Outcome::NothingBootable => None,
+//!     }
+//! }
+//! ```
+//!
 //! With the `std` feature, [`sim`] provides NOR flash and OTP simulators that cut power at
 //! any operation, and file-backed variants for the `ironroot boot` commands.
 #![no_std]
