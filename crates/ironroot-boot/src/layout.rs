@@ -315,9 +315,15 @@ impl Layout {
         Ok(layout)
     }
 
-    /// Checks that a flash has this layout's geometry and holds all its regions.
+    /// Checks that a flash fits this layout: its erase unit divides the sector size, its write
+    /// unit divides the trailer's write size, and it holds all regions.
     pub fn check_flash(&self, flash: &dyn BootFlash) -> Result<(), LayoutError> {
-        if flash.erase_size() != self.sector_size || flash.write_size() != self.trailer.write_size {
+        let (es, ws) = (flash.erase_size(), flash.write_size());
+        if es == 0
+            || ws == 0
+            || !self.sector_size.is_multiple_of(es)
+            || !self.trailer.write_size.is_multiple_of(ws)
+        {
             return Err(LayoutError::FlashMismatch {
                 erase_size: flash.erase_size(),
                 write_size: flash.write_size(),
