@@ -17,6 +17,7 @@ pub fn geo() -> Geo {
         boot_sectors: 4,
         primary_sectors: 17,
         secondary_sectors: 16,
+        flash_erase: 0,
     }
 }
 

@@ -86,6 +86,7 @@ fn geometries() -> [Geo; 3] {
             boot_sectors: 1,
             primary_sectors: 9,
             secondary_sectors: 8,
+            flash_erase: 0,
         },
         // max_align 32: the other magic (align in the first two bytes).
         Geo {
@@ -95,6 +96,7 @@ fn geometries() -> [Geo; 3] {
             boot_sectors: 1,
             primary_sectors: 10,
             secondary_sectors: 9,
+            flash_erase: 0,
         },
         Geo {
             sector: 2048,
@@ -103,6 +105,7 @@ fn geometries() -> [Geo; 3] {
             boot_sectors: 2,
             primary_sectors: 12,
             secondary_sectors: 11,
+            flash_erase: 0,
         },
     ]
 }

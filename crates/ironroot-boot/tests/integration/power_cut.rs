@@ -328,6 +328,7 @@ fn power_cut_4k_sectors_write8_optimal_slots() {
         boot_sectors: 1,
         primary_sectors: 7,
         secondary_sectors: 6,
+        flash_erase: 0,
     };
     let max = geo.layout().max_image_size();
     run_geometry(
@@ -349,6 +350,7 @@ fn power_cut_1k_sectors_write4_erased_zero_equal_slots() {
         boot_sectors: 4,
         primary_sectors: 12,
         secondary_sectors: 12,
+        flash_erase: 0,
     };
     let max = geo.layout().max_image_size();
     run_geometry(
@@ -371,6 +373,7 @@ fn power_cut_2k_sectors_write32_secondary_larger() {
         boot_sectors: 2,
         primary_sectors: 14,
         secondary_sectors: 16,
+        flash_erase: 0,
     };
     let max = geo.layout().max_image_size();
     run_geometry(
@@ -382,7 +385,8 @@ fn power_cut_2k_sectors_write32_secondary_larger() {
     );
 }
 
-/// 4 KiB sectors, 1-byte writes, a large primary slot and images filling it.
+/// 4 KiB sectors made of four 1 KiB erase units, 1-byte writes, a large primary slot and
+/// images filling it (a sector erase can be cut between its erase units).
 #[test]
 fn power_cut_4k_sectors_write1_large_primary() {
     let geo = Geo {
@@ -392,7 +396,8 @@ fn power_cut_4k_sectors_write1_large_primary() {
         boot_sectors: 1,
         primary_sectors: 12,
         secondary_sectors: 9,
+        flash_erase: 1024,
     };
     let max = geo.layout().max_image_size();
-    run_geometry("4k/w1/ff/12>9", geo, &[(max, max)], 4, Some(4));
+    run_geometry("4k(1k erase)/w1/ff/12>9", geo, &[(max, max)], 4, Some(4));
 }

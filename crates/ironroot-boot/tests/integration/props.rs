@@ -197,6 +197,7 @@ fn trailer_state_machine_matches_mcuboot_tables() {
                 boot_sectors: 1,
                 primary_sectors: 16,
                 secondary_sectors: 15,
+                flash_erase: 0,
             };
             let l = geo.layout();
             let mut f = SimMemory::new(
@@ -355,6 +356,7 @@ fn small_geo() -> Geo {
         boot_sectors: 1,
         primary_sectors: 6,
         secondary_sectors: 5,
+        flash_erase: 0,
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Geo {
     pub boot_sectors: u32,
     pub primary_sectors: u32,
     pub secondary_sectors: u32,
+    /// Erase unit of the flash chip when smaller than the sector (0: the sector size).
+    pub flash_erase: u32,
 }
 
 impl Geo {
@@ -343,7 +345,11 @@ impl Rig {
         let layout = geo.layout();
         let flash = SimMemory::new(
             SimGeometry {
-                erase_size: geo.sector,
+                erase_size: if geo.flash_erase == 0 {
+                    geo.sector
+                } else {
+                    geo.flash_erase
+                },
                 write_size: geo.write,
                 erased: geo.erased,
                 capacity: geo.capacity(),
