@@ -190,8 +190,8 @@ fn geometries() -> [Geo; 4] {
             label: "4k-sectors/w8 (nRF, STM32L4 class)",
             sector: 4096,
             write: 8,
-            primary: 65,
-            secondary: 64,
+            primary: 67,
+            secondary: 66,
         },
         Geo {
             label: "1k-sectors/w4",
