@@ -22,7 +22,7 @@ use ironroot_image::{DecryptionKey, TrustedKey};
 use crate::decision::{Action, BootDecision, BootedImage, Outcome, RefusalReason, Subject};
 use crate::error::BootError;
 use crate::flash::BootFlash;
-use crate::image::{self, Checked, SlotSource, Storage, SwapView};
+use crate::image::{self, Checked, Storage, SwapView};
 use crate::layout::{Layout, Slot};
 use crate::measure::{Component, Measurement, Stage};
 use crate::otp::{Otp, OtpCells, OtpError};
@@ -252,11 +252,18 @@ fn new_swap<C: OtpCells>(
         .key
         .as_ref()
         .map(|k| image::Cipher::new(k, &candidate.layout));
-    let mut evict = if current.is_ok() {
-        image::image_cipher(&mut SlotSource::new(flash, layout.primary), env.decryption)?
-    } else {
-        None
-    };
+    // Found exactly as a resumed swap will find it (through the swap view, before step 0), so
+    // an interrupted swap never changes how the evicted image is transformed.
+    let mut evict = image::image_cipher(
+        &mut SwapView {
+            flash: &mut *flash,
+            layout,
+            plan,
+            origin: Origin::Primary,
+            done: 0,
+        },
+        env.decryption,
+    )?;
     let mut ciphers = SwapCiphers {
         install: install.as_mut().map(|c| c as &mut dyn PayloadCipher),
         evict: evict.as_mut().map(|c| c as &mut dyn PayloadCipher),

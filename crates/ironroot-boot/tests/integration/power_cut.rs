@@ -240,14 +240,37 @@ fn run_geometry(
     second_every: u64,
     second_points: Option<usize>,
 ) {
+    run_geometry_with(label, geo, pairs, second_every, second_points, false);
+}
+
+/// As [`run_geometry`]; with `encrypted`, A and B are ENC_EC256 images: B is decrypted while
+/// it is installed and each image is re-encrypted when it is moved to the secondary slot.
+fn run_geometry_with(
+    label: &str,
+    geo: Geo,
+    pairs: &[(u32, u32)],
+    second_every: u64,
+    second_points: Option<usize>,
+    encrypted: bool,
+) {
     let keys = Keys::new();
     let mut base = Rig::new(geo, keys.provisioned(), &[&keys.root.trusted]);
+    if encrypted {
+        base = base.with_decryption(&keys.enc_scalar);
+    }
+    let enc = |spec: Spec| if encrypted { spec.encrypted() } else { spec };
     let slot = base.layout.secondary.size;
     let max = base.layout.max_image_size();
     let bl = sign(&keys, &keys.root, &geo, 0, &Spec::new("0.1.0", 0, 2000));
     base.put_bootloader(&bl.file);
     // The signing overhead (header + TLVs) to size images that fill the slot.
-    let probe = sign(&keys, &keys.root, &geo, slot, &Spec::new("1.0.0", 1, 1000));
+    let probe = sign(
+        &keys,
+        &keys.root,
+        &geo,
+        slot,
+        &enc(Spec::new("1.0.0", 1, 1000)),
+    );
     let overhead = probe.len - 1000;
     let payload = |len: u32| -> usize {
         // DER ECDSA signatures vary in length (68..=72 bytes): leave room for a longer one
@@ -261,27 +284,28 @@ fn run_geometry(
             &keys.root,
             &geo,
             slot,
-            &Spec::new("1.0.0", 1, payload(a_len)),
+            &enc(Spec::new("1.0.0", 1, payload(a_len))),
         );
         let b_test = sign(
             &keys,
             &keys.root,
             &geo,
             slot,
-            &Spec::new("2.0.0", 2, payload(b_len)).pad(Pad::Test),
+            &enc(Spec::new("2.0.0", 2, payload(b_len)).pad(Pad::Test)),
         );
         let b_perm = sign(
             &keys,
             &keys.root,
             &geo,
             slot,
-            &Spec::new("2.0.0", 2, payload(b_len)).pad(Pad::Confirm),
+            &enc(Spec::new("2.0.0", 2, payload(b_len)).pad(Pad::Confirm)),
         );
         assert!(a.len <= max && b_test.len <= max);
         assert!(a.len.max(b_test.len) > max - geo.sector || a_len < max && b_len < max);
 
         let mut running = base.clone();
-        running.put_slot(Slot::Primary, &a.file);
+        // The running image sits in the primary slot in plaintext (as an install left it).
+        running.put_slot(Slot::Primary, &a.plain);
         assert_eq!(running.boot().unwrap().booted().unwrap().digest, a.digest);
 
         let mut test_pending = running.clone();
@@ -401,4 +425,29 @@ fn power_cut_4k_sectors_write1_large_primary() {
     };
     let max = geo.layout().max_image_size();
     run_geometry("4k(1k erase)/w1/ff/12>9", geo, &[(max, max)], 4, Some(4));
+}
+
+/// Encrypted (ENC_EC256) updates: decrypt-while-installing and re-encrypt-while-evicting are
+/// cut at every operation too; the secondary slot must always hold the other image in its
+/// encrypted form.
+#[test]
+fn power_cut_encrypted_images_4k_sectors() {
+    let geo = Geo {
+        sector: 4096,
+        write: 8,
+        erased: 0xff,
+        boot_sectors: 1,
+        primary_sectors: 7,
+        secondary_sectors: 6,
+        flash_erase: 0,
+    };
+    let max = geo.layout().max_image_size();
+    run_geometry_with(
+        "enc 4k/w8/ff/7+6",
+        geo,
+        &[(max, 3 * 4096)],
+        6,
+        Some(4),
+        true,
+    );
 }
