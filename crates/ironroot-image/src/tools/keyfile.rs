@@ -514,4 +514,17 @@ mod tests {
             Err(KeyFileError::Malformed { .. })
         ));
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_private_keys_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ironroot-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.pem");
+        PrivateKey::generate(KeyType::Ed25519).save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(mode, 0o600);
+    }
 }
