@@ -21,9 +21,8 @@ use ironroot_image::{AesKeySize, ImageVersion, TrustedKey, unwrap_image_key, ver
 /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Sign, verify, inspect and encrypt MCUboot firmware images.\n\n\
-    Subcommands and flags are those of MCUboot's imgtool 2.5: replace `imgtool` with \
-    `ironroot firmware` in existing scripts.\n\n\
+    after_help = "Subcommands and flags are those of MCUboot's imgtool 2.5: replace `imgtool` \
+    with `ironroot firmware` in existing scripts.\n\n\
     Quickstart:\n  \
     ironroot firmware keygen -t ecdsa-p256 -k signing.pem\n  \
     ironroot firmware sign -k signing.pem -v 1.0.0 -H 0x200 --pad-header -S 0x20000 app.bin app.signed.bin\n  \
