@@ -109,9 +109,12 @@ pub enum KeyFileError {
         /// The label found.
         label: String,
     },
-    /// The key is password-protected.
-    #[error("key file is password-protected; decrypt it first (openssl pkey -in KEY -out PLAIN)")]
-    Encrypted,
+    /// The key is password-protected and no password was given.
+    #[error("key file is password-protected; a passphrase is required")]
+    PasswordRequired,
+    /// The password does not decrypt the key (or the encrypted key is malformed).
+    #[error("cannot decrypt the key file: wrong passphrase or unsupported encryption")]
+    BadPassword,
     /// The key's algorithm or curve is not supported.
     #[error("unsupported key type {what} (supported: ecdsa-p256, ed25519, x25519)")]
     UnsupportedAlgorithm {
@@ -212,6 +215,37 @@ impl PrivateKey {
         pem_rfc7468::encode_string("PRIVATE KEY", LineEnding::LF, &der)
             .map(Zeroizing::new)
             .map_err(|_| KeyFileError::Malformed { what: "PEM" })
+    }
+
+    /// Password-protected PKCS#8 PEM (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with
+    /// scrypt and AES-256-CBC), which imgtool (OpenSSL) reads.
+    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<Zeroizing<String>, KeyFileError> {
+        let der = self.to_pkcs8_der()?;
+        let info = pkcs8::PrivateKeyInfoRef::from_der(&der)
+            .map_err(|_| KeyFileError::Malformed { what: "PKCS#8" })?;
+        let enc = info
+            .encrypt_with_rng(&mut rand::rng(), password)
+            .map_err(|_| KeyFileError::Malformed { what: "PKCS#8" })?;
+        pem_rfc7468::encode_string("ENCRYPTED PRIVATE KEY", LineEnding::LF, enc.as_bytes())
+            .map(Zeroizing::new)
+            .map_err(|_| KeyFileError::Malformed { what: "PEM" })
+    }
+
+    /// Writes the key to `path` (owner-only where the OS allows), protected by `password` when
+    /// one is given.
+    pub fn save_with_password(
+        &self,
+        path: &Path,
+        password: Option<&[u8]>,
+    ) -> Result<(), KeyFileError> {
+        let pem = match password {
+            Some(pw) => self.to_encrypted_pem(pw)?,
+            None => self.to_pkcs8_pem()?,
+        };
+        write_private(path, pem.as_bytes()).map_err(|source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Writes the PKCS#8 PEM to `path`, readable only by the owner where the OS allows.
@@ -316,12 +350,39 @@ impl KeyFile {
         Self::from_pem(&bytes)
     }
 
+    /// Reads a PEM key file that may be password-protected (`ENCRYPTED PRIVATE KEY`, as
+    /// `imgtool keygen -p` writes it).
+    pub fn load_with_password(path: &Path, password: Option<&[u8]>) -> Result<Self, KeyFileError> {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        })?);
+        Self::from_pem_with_password(&bytes, password)
+    }
+
     /// Parses PEM: PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY` or SPKI `PUBLIC KEY`.
+    /// A password-protected key gives [`KeyFileError::PasswordRequired`].
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyFileError> {
+        Self::from_pem_with_password(pem, None)
+    }
+
+    /// [`from_pem`](Self::from_pem), also decrypting `ENCRYPTED PRIVATE KEY` (PKCS#8 PBES2)
+    /// with `password`.
+    pub fn from_pem_with_password(
+        pem: &[u8],
+        password: Option<&[u8]>,
+    ) -> Result<Self, KeyFileError> {
         let (label, der) = pem_rfc7468::decode_vec(pem).map_err(|_| KeyFileError::NotPem)?;
         let der = Zeroizing::new(der);
         match label {
             "PRIVATE KEY" => parse_pkcs8(&der).map(Self::Private),
+            "ENCRYPTED PRIVATE KEY" => {
+                let password = password.ok_or(KeyFileError::PasswordRequired)?;
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der)
+                    .map_err(|_| KeyFileError::Malformed { what: "encrypted PKCS#8" })?;
+                let plain = info.decrypt(password).map_err(|_| KeyFileError::BadPassword)?;
+                parse_pkcs8(plain.as_bytes()).map(Self::Private)
+            }
             "EC PRIVATE KEY" => {
                 let key = p256::SecretKey::from_sec1_der(&der).map_err(|_| {
                     KeyFileError::UnsupportedAlgorithm {
@@ -331,7 +392,6 @@ impl KeyFile {
                 Ok(Self::Private(PrivateKey::EcdsaP256(key)))
             }
             "PUBLIC KEY" => parse_spki(&der).map(Self::Public),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyFileError::Encrypted),
             other => Err(KeyFileError::UnsupportedLabel {
                 label: other.to_owned(),
             }),
@@ -513,6 +573,23 @@ mod tests {
             KeyFile::from_pem(junk.as_bytes()),
             Err(KeyFileError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn password_protected_keys_round_trip() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256);
+        let pem = key.to_encrypted_pem(b"correct horse").unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        assert!(matches!(
+            KeyFile::from_pem(pem.as_bytes()),
+            Err(KeyFileError::PasswordRequired)
+        ));
+        assert!(matches!(
+            KeyFile::from_pem_with_password(pem.as_bytes(), Some(b"wrong")),
+            Err(KeyFileError::BadPassword)
+        ));
+        let back = KeyFile::from_pem_with_password(pem.as_bytes(), Some(b"correct horse")).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
     }
 
     #[cfg(unix)]

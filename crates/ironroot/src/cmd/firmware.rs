@@ -6,17 +6,18 @@ mod dump;
 mod parse;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use ironroot_image::tools::{
-    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyType, PrivateKey, PublicKeyFormat,
-    SignOptions, decrypt_image, sign,
+    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyFileError, KeyType, PrivateKey,
+    PublicKeyFormat, SignOptions, decrypt_image, sign,
 };
 use ironroot_image::{AesKeySize, ImageVersion, TrustedKey, unwrap_image_key, verify_encrypted};
+use zeroize::Zeroizing;
 
 /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
 #[derive(Debug, Args)]
@@ -63,7 +64,7 @@ struct KeygenArgs {
     /// encryption keys).
     #[arg(short = 't', long = "type", value_name = "type")]
     kind: String,
-    /// Protect the key with a password (not supported; imgtool-compatible flag).
+    /// Protect the key with a passphrase (prompted, or from IRONROOT_KEY_PASSWORD).
     #[arg(short, long)]
     password: bool,
 }
@@ -215,16 +216,57 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
     }
 }
 
+/// Environment variable holding the passphrase of password-protected keys (for scripts and CI;
+/// interactive use prompts instead, as imgtool does).
+const PASSWORD_ENV: &str = "IRONROOT_KEY_PASSWORD";
+
+/// A passphrase: from `IRONROOT_KEY_PASSWORD`, else prompted on the terminal without echo, else
+/// one line of standard input (like Python's getpass without a terminal).
+fn read_password(prompt: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(Zeroizing::new(
+            rpassword::prompt_password(prompt).context("reading the passphrase")?,
+        ));
+    }
+    eprint!("{prompt}");
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the passphrase")?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    Ok(trimmed)
+}
+
 fn load_key(path: &Path) -> Result<KeyFile> {
-    KeyFile::load(path).with_context(|| format!("loading key {}", path.display()))
+    let context = || format!("loading key {}", path.display());
+    match KeyFile::load(path) {
+        Err(KeyFileError::PasswordRequired) => {
+            let pw = read_password("Enter key passphrase: ")?;
+            KeyFile::load_with_password(path, Some(pw.as_bytes())).with_context(context)
+        }
+        other => other.with_context(context),
+    }
 }
 
 fn keygen(a: KeygenArgs) -> Result<()> {
-    if a.password {
-        bail!("password-protected keys are not supported; protect the key file by other means");
-    }
     let kind: KeyType = a.kind.parse()?;
-    PrivateKey::generate(kind).save(&a.key)?;
+    let password = if a.password {
+        let first = read_password("Enter key passphrase: ")?;
+        if std::env::var_os(PASSWORD_ENV).is_none() {
+            let second = read_password("Reenter passphrase: ")?;
+            if *first != *second {
+                bail!("passphrases do not match");
+            }
+        }
+        Some(first)
+    } else {
+        None
+    };
+    PrivateKey::generate(kind)
+        .save_with_password(&a.key, password.as_ref().map(|p| p.as_bytes()))?;
     Ok(())
 }
 
