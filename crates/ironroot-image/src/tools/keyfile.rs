@@ -378,9 +378,14 @@ impl KeyFile {
             "PRIVATE KEY" => parse_pkcs8(&der).map(Self::Private),
             "ENCRYPTED PRIVATE KEY" => {
                 let password = password.ok_or(KeyFileError::PasswordRequired)?;
-                let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der)
-                    .map_err(|_| KeyFileError::Malformed { what: "encrypted PKCS#8" })?;
-                let plain = info.decrypt(password).map_err(|_| KeyFileError::BadPassword)?;
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).map_err(|_| {
+                    KeyFileError::Malformed {
+                        what: "encrypted PKCS#8",
+                    }
+                })?;
+                let plain = info
+                    .decrypt(password)
+                    .map_err(|_| KeyFileError::BadPassword)?;
                 parse_pkcs8(plain.as_bytes()).map(Self::Private)
             }
             "EC PRIVATE KEY" => {
