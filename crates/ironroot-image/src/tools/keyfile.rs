@@ -36,6 +36,19 @@ const X25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
 ];
 
+/// DER of the prime256v1 OID.
+const P256_OID_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Encoding of a private key for `getpriv` (imgtool `-f`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrivateFormat {
+    /// PKCS#8 (default).
+    #[default]
+    Pkcs8,
+    /// SEC1 `ECPrivateKey` ("TraditionalOpenSSL"), P-256 only.
+    Openssl,
+}
+
 /// The key types `keygen` makes, with imgtool's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -207,6 +220,54 @@ impl PrivateKey {
             Self::Ed25519(k) => with_prefix(&ED25519_PKCS8_PREFIX, k.as_bytes()),
             Self::X25519(k) => with_prefix(&X25519_PKCS8_PREFIX, k.as_bytes()),
         })
+    }
+
+    /// The private key bytes a bootloader embeds to decrypt images (`imgtool getpriv`):
+    /// PKCS#8 DER, or SEC1 DER (`openssl` format, P-256 only); `minimal` drops the optional
+    /// public key from P-256 keys (MCUboot's `--minimal`). Ed25519 keys cannot decrypt.
+    pub fn decryption_key_der(
+        &self,
+        format: PrivateFormat,
+        minimal: bool,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+        match (self, format) {
+            (Self::Ed25519(_), _) => Err(KeyFileError::UnsupportedAlgorithm {
+                what: "ed25519 (cannot decrypt images)".into(),
+            }),
+            (Self::X25519(_), PrivateFormat::Openssl) => Err(KeyFileError::UnsupportedAlgorithm {
+                what: "x25519 in openssl format (use pkcs8)".into(),
+            }),
+            (Self::X25519(_), PrivateFormat::Pkcs8) => self.to_pkcs8_der(),
+            (Self::EcdsaP256(k), format) if minimal => {
+                // ECPrivateKey { version 1, privateKey } (+ curve parameters in SEC1 form).
+                let d = k.to_bytes();
+                let mut ec = Zeroizing::new(vec![0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20]);
+                ec.extend_from_slice(&d);
+                Ok(match format {
+                    PrivateFormat::Pkcs8 => {
+                        let mut v = Zeroizing::new(vec![0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13]);
+                        v.extend_from_slice(&[
+                            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+                        ]);
+                        v.extend_from_slice(&P256_OID_DER);
+                        v.extend_from_slice(&[0x04, 0x27]);
+                        v.extend_from_slice(&ec);
+                        v
+                    }
+                    PrivateFormat::Openssl => {
+                        ec[1] = 0x31;
+                        ec.extend_from_slice(&[0xa0, 0x0a]);
+                        ec.extend_from_slice(&P256_OID_DER);
+                        ec
+                    }
+                })
+            }
+            (Self::EcdsaP256(_), PrivateFormat::Pkcs8) => self.to_pkcs8_der(),
+            (Self::EcdsaP256(k), PrivateFormat::Openssl) => k
+                .to_sec1_der()
+                .map(|d| Zeroizing::new(d.to_vec()))
+                .map_err(|_| KeyFileError::Malformed { what: "SEC1" }),
+        }
     }
 
     /// Unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use ironroot_image::tools::{
-    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyFileError, KeyType, PrivateKey,
-    PublicKeyFormat, SignOptions, decrypt_image, sign,
+    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyFileError, KeyType, PrivateFormat,
+    PrivateKey, PublicKeyFormat, SignOptions, decrypt_image, sign,
 };
 use ironroot_image::{AesKeySize, ImageVersion, TrustedKey, unwrap_image_key, verify_encrypted};
 use zeroize::Zeroizing;
@@ -44,6 +44,8 @@ enum FirmwareCommand {
     Getpubhash(GetpubhashArgs),
     /// Say whether a key file holds a private key or only a public key.
     Keyinfo(KeyinfoArgs),
+    /// Print the private key as a C array, for a bootloader that decrypts images.
+    Getpriv(GetprivArgs),
     /// Sign (and optionally encrypt) a firmware binary into an MCUboot image.
     #[command(visible_alias = "create", disable_version_flag = true)]
     Sign(Box<parse::SignArgs>),
@@ -143,6 +145,25 @@ struct KeyinfoArgs {
     require: Option<KeyKind>,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PrivFormat {
+    Pkcs8,
+    Openssl,
+}
+
+#[derive(Debug, Args)]
+struct GetprivArgs {
+    /// Key file (ecdsa-p256 or x25519 private key).
+    #[arg(short, long, value_name = "filename")]
+    key: PathBuf,
+    /// Drop the optional public key to save space (P-256).
+    #[arg(long)]
+    minimal: bool,
+    /// Encoding: pkcs8 (default) or openssl (SEC1, P-256 only).
+    #[arg(short, long)]
+    format: Option<PrivFormat>,
+}
+
 #[derive(Debug, Args)]
 struct VerifyArgs {
     /// Public (or private) key of the signer. Repeat to accept any of several keys.
@@ -202,6 +223,7 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
         FirmwareCommand::Getpub(a) => getpub(a),
         FirmwareCommand::Getpubhash(a) => getpubhash(a),
         FirmwareCommand::Keyinfo(a) => keyinfo(a),
+        FirmwareCommand::Getpriv(a) => getpriv(a),
         FirmwareCommand::Sign(a) => sign_cmd(*a),
         FirmwareCommand::Verify(a) => verify_cmd(a),
         FirmwareCommand::Dumpinfo(a) => dumpinfo(a),
@@ -406,6 +428,25 @@ fn keyinfo(a: KeyinfoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn getpriv(a: GetprivArgs) -> Result<()> {
+    let key = load_key(&a.key)?;
+    let format = match a.format {
+        Some(PrivFormat::Openssl) => PrivateFormat::Openssl,
+        _ => PrivateFormat::Pkcs8,
+    };
+    let der = key.private_key()?.decryption_key_der(format, a.minimal)?;
+    let text = Zeroizing::new(c_array(
+        "const unsigned char enc_priv_key[] = {",
+        "};",
+        &der,
+        Some(format!(
+            "const unsigned int enc_priv_key_len = {};",
+            der.len()
+        )),
+    ));
+    emit(None, text.as_bytes())
 }
 
 fn sign_cmd(a: parse::SignArgs) -> Result<()> {

@@ -73,7 +73,31 @@ fn key_commands_match_imgtool_byte_for_byte() {
             assert_eq!(ours.stdout, theirs.stdout, "{kind} {args:?}");
         }
     }
+    let getpriv_variants: [(&str, &[&[&str]]); 2] = [
+        (
+            "ecdsa-p256",
+            &[
+                &[],
+                &["--minimal"],
+                &["-f", "openssl"],
+                &["-f", "openssl", "--minimal"],
+                &["-f", "pkcs8"],
+            ],
+        ),
+        ("x25519", &[&[], &["--minimal"]]),
+    ];
+    for (kind, variants) in getpriv_variants {
+        let key = dir.path().join(format!("{kind}.pem"));
+        for extra in variants {
+            let mut a = vec!["getpriv", "-k", p(&key)];
+            a.extend(extra.iter().copied());
+            let ours = ok(ironroot(&a), "ironroot getpriv");
+            let theirs = ok(imgtool(&a), "imgtool getpriv");
+            assert_eq!(ours.stdout, theirs.stdout, "{kind} getpriv {extra:?}");
+        }
+    }
     let key = dir.path().join("ed25519.pem");
+    fails_with_one_line(ironroot(&["getpriv", "-k", p(&key)]), "getpriv ed25519");
     let err = fails_with_one_line(
         ironroot(&["keyinfo", "--require", "public", "-k", p(&key)]),
         "keyinfo",
