@@ -27,6 +27,8 @@ enum Command {
     Policy(cmd::policy::PolicyArgs),
     /// Register, list and inspect devices in the registry.
     Device(cmd::device::DeviceArgs),
+    /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
+    Firmware(cmd::firmware::FirmwareArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
         Command::Device(args) => cmd::device::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Firmware(args) => Ok(cmd::firmware::run(args)),
         Command::Policy(args) => cmd::policy::run(args),
     };
     match result {

@@ -1,5 +1,6 @@
-//! Subcommand groups, one module each.
+//! Subcommand groups of the `ironroot` binary, one module each.
 
 pub mod ca;
 pub mod device;
+pub mod firmware;
 pub mod policy;

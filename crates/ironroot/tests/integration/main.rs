@@ -1,5 +1,7 @@
-//! Integration tests of the `ironroot` binary, one module per subcommand group.
+//! Integration tests of the `ironroot` binary, in one test binary, one module per command
+//! group.
 
 mod ca;
 mod device;
+mod firmware;
 mod policy;
