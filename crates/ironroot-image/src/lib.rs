@@ -43,7 +43,7 @@
 //! # Public API
 //!
 //! - Reading: [`ImageSource`] (`len`, `read_at`, optional zero-copy `as_bytes`), implemented
-//!   for `&[u8]` and `&mut S`; [`FlashRegion`] over `ReadNorFlash` with the `embedded-storage`
+//!   for `&[u8]` and `&mut S`; `FlashRegion` over `ReadNorFlash` with the `embedded-storage`
 //!   feature; [`ChunkedOnly`] to force the chunked path.
 //! - Keys: [`TrustedKey`] (`EcdsaP256` | `Ed25519`) from SPKI DER or raw bytes;
 //!   [`TrustedKey::key_hash`] is imgtool's `getpubhash`.

@@ -9,7 +9,7 @@ use core::fmt;
 /// Random-access, read-only view of one image (header, payload, TLV areas and anything after).
 ///
 /// Implemented for `&[u8]` (and for `&mut S` of any source). With the `embedded-storage`
-/// feature, [`FlashRegion`](crate::FlashRegion) adapts any `ReadNorFlash`.
+/// feature, `FlashRegion` adapts any `ReadNorFlash`.
 ///
 /// Verification only reads inside `0..len()`; it checks every offset against `len()` before it
 /// asks, so an implementation may treat an out-of-range request as an error.

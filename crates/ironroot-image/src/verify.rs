@@ -459,6 +459,17 @@ mod tests {
 
     /// A minimal image signed by `sign` over its SHA-256 digest, with a security counter.
     fn image(key: &TrustedKey, sign: impl Fn(&[u8; 32]) -> Vec<u8>) -> Vec<u8> {
+        image_with(key, sign, &[], None)
+    }
+
+    /// Like [`image`], with extra unprotected TLVs after the signature and an optional
+    /// signature TLV type override.
+    fn image_with(
+        key: &TrustedKey,
+        sign: impl Fn(&[u8; 32]) -> Vec<u8>,
+        extra_unprotected: &[(u16, &[u8])],
+        sig_kind: Option<u16>,
+    ) -> Vec<u8> {
         let payload = b"hello, bootloader".repeat(10);
         let prot = area(0x6908, &tlv(0x50, &7u32.to_le_bytes()));
         let header = ImageHeader {
@@ -473,13 +484,16 @@ mod tests {
         img.extend_from_slice(&payload);
         img.extend_from_slice(&prot);
         let digest: [u8; 32] = Sha256::digest(&img).into();
-        let sig_kind = match key.algorithm() {
+        let sig_kind = sig_kind.unwrap_or(match key.algorithm() {
             KeyAlgorithm::EcdsaP256 => 0x22,
             KeyAlgorithm::Ed25519 => 0x24,
-        };
+        });
         let mut body = tlv(0x10, &digest);
         body.extend(tlv(0x01, &key.key_hash()));
         body.extend(tlv(sig_kind, &sign(&digest)));
+        for (kind, value) in extra_unprotected {
+            body.extend(tlv(*kind, value));
+        }
         img.extend(area(0x6907, &body));
         img
     }
@@ -548,5 +562,86 @@ mod tests {
         let img = image(&pk, |d| sk.sign(d).to_bytes().to_vec());
         let (_, other) = p256();
         assert_eq!(verify(&img[..], &[other]), Err(VerifyError::UntrustedKey));
+    }
+
+    #[test]
+    fn metadata_outside_the_protected_area_is_refused() {
+        // An attacker appends an unsigned SEC_CNT or DEPENDENCY to steer rollback decisions.
+        let (sk, pk) = ed25519();
+        for kind in [0x50u16, 0x40, 0x74, 0xa0] {
+            let value = [0u8; 12];
+            let img = image_with(
+                &pk,
+                |d| sk.sign(d).to_bytes().to_vec(),
+                &[(kind, &value[..4])],
+                None,
+            );
+            assert_eq!(
+                verify(&img[..], core::slice::from_ref(&pk)),
+                Err(VerifyError::Format(FormatError::NotProtected {
+                    kind: TlvType::from_u16(kind)
+                })),
+                "TLV {kind:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn algorithm_confusion_is_refused() {
+        // A P-256 key named, an Ed25519-typed signature TLV after it.
+        let (sk, pk) = p256();
+        let img = image_with(
+            &pk,
+            |d| {
+                let sig: p256::ecdsa::Signature = sk.sign_prehash(d).unwrap();
+                let mut v = sig.to_bytes().to_vec();
+                v.resize(64, 0);
+                v
+            },
+            &[],
+            Some(0x24),
+        );
+        assert_eq!(
+            verify(&img[..], &[pk]),
+            Err(VerifyError::KeyAlgorithmMismatch)
+        );
+        // SIG_PURE on an ECDSA image.
+        let (sk, pk) = p256();
+        let img = image_with(
+            &pk,
+            |d| {
+                let sig: p256::ecdsa::Signature = sk.sign_prehash(d).unwrap();
+                sig.to_der().as_bytes().to_vec()
+            },
+            &[(0x25, &[1])],
+            None,
+        );
+        assert_eq!(
+            verify(&img[..], &[pk]),
+            Err(VerifyError::PureRequiresEd25519)
+        );
+    }
+
+    #[test]
+    fn duplicate_and_missing_tlvs_are_typed_errors() {
+        let (sk, pk) = ed25519();
+        let sign = |d: &[u8; 32]| sk.sign(d).to_bytes().to_vec();
+        let img = image_with(&pk, sign, &[(0x10, &[0u8; 32])], None);
+        assert_eq!(
+            verify(&img[..], core::slice::from_ref(&pk)),
+            Err(VerifyError::Format(FormatError::DuplicateTlv {
+                kind: TlvType::Sha256
+            }))
+        );
+        let img = image_with(&pk, sign, &[(0x32, &[0u8; 113]), (0x33, &[0u8; 80])], None);
+        assert!(matches!(
+            verify(&img[..], core::slice::from_ref(&pk)),
+            Err(VerifyError::Format(FormatError::DuplicateTlv { .. }))
+        ));
+        let img = image_with(&pk, sign, &[(0x11, &[0u8; 48])], None);
+        assert!(matches!(
+            verify(&img[..], core::slice::from_ref(&pk)),
+            Err(VerifyError::Format(FormatError::DuplicateTlv { .. }))
+        ));
     }
 }

@@ -3,9 +3,9 @@
 //! Each subcommand group lives in its own module under `cmd/`; this file only wires them to clap.
 #![forbid(unsafe_code)]
 
-mod cmd;
-
 use clap::{Parser, Subcommand};
+
+mod cmd;
 
 /// ironroot: a chain of trust from a device's silicon to the cloud.
 ///
@@ -20,6 +20,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Certificate authority: create it, rotate the intermediate, export chain and CRLs.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCommand),
+    /// Check device policies (AWS IoT-style JSON) for errors and over-permissive grants.
+    Policy(cmd::policy::PolicyArgs),
+    /// Register, list and inspect devices in the registry.
+    Device(cmd::device::DeviceArgs),
     /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
     Firmware(cmd::firmware::FirmwareArgs),
     /// Simulate a device with secure boot: OTP root of trust, boot ROM, bootloader, A/B slots.
@@ -28,8 +35,18 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Firmware(args) => cmd::firmware::run(args),
-        Command::Boot(args) => cmd::boot::run(args),
+    let result = match cli.command {
+        Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Device(args) => cmd::device::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Firmware(args) => Ok(cmd::firmware::run(args)),
+        Command::Boot(args) => Ok(cmd::boot::run(args)),
+        Command::Policy(args) => cmd::policy::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -36,6 +36,19 @@ const X25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
 ];
 
+/// DER of the prime256v1 OID.
+const P256_OID_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+/// Encoding of a private key for `getpriv` (imgtool `-f`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrivateFormat {
+    /// PKCS#8 (default).
+    #[default]
+    Pkcs8,
+    /// SEC1 `ECPrivateKey` ("TraditionalOpenSSL"), P-256 only.
+    Openssl,
+}
+
 /// The key types `keygen` makes, with imgtool's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -109,9 +122,12 @@ pub enum KeyFileError {
         /// The label found.
         label: String,
     },
-    /// The key is password-protected.
-    #[error("key file is password-protected; decrypt it first (openssl pkey -in KEY -out PLAIN)")]
-    Encrypted,
+    /// The key is password-protected and no password was given.
+    #[error("key file is password-protected; a passphrase is required")]
+    PasswordRequired,
+    /// The password does not decrypt the key (or the encrypted key is malformed).
+    #[error("cannot decrypt the key file: wrong passphrase or unsupported encryption")]
+    BadPassword,
     /// The key's algorithm or curve is not supported.
     #[error("unsupported key type {what} (supported: ecdsa-p256, ed25519, x25519)")]
     UnsupportedAlgorithm {
@@ -206,12 +222,91 @@ impl PrivateKey {
         })
     }
 
+    /// The private key bytes a bootloader embeds to decrypt images (`imgtool getpriv`):
+    /// PKCS#8 DER, or SEC1 DER (`openssl` format, P-256 only); `minimal` drops the optional
+    /// public key from P-256 keys (MCUboot's `--minimal`). Ed25519 keys cannot decrypt.
+    pub fn decryption_key_der(
+        &self,
+        format: PrivateFormat,
+        minimal: bool,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+        match (self, format) {
+            (Self::Ed25519(_), _) => Err(KeyFileError::UnsupportedAlgorithm {
+                what: "ed25519 (cannot decrypt images)".into(),
+            }),
+            (Self::X25519(_), PrivateFormat::Openssl) => Err(KeyFileError::UnsupportedAlgorithm {
+                what: "x25519 in openssl format (use pkcs8)".into(),
+            }),
+            (Self::X25519(_), PrivateFormat::Pkcs8) => self.to_pkcs8_der(),
+            (Self::EcdsaP256(k), format) if minimal => {
+                // ECPrivateKey { version 1, privateKey } (+ curve parameters in SEC1 form).
+                let d = k.to_bytes();
+                let mut ec = Zeroizing::new(vec![0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20]);
+                ec.extend_from_slice(&d);
+                Ok(match format {
+                    PrivateFormat::Pkcs8 => {
+                        let mut v = Zeroizing::new(vec![0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13]);
+                        v.extend_from_slice(&[
+                            0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+                        ]);
+                        v.extend_from_slice(&P256_OID_DER);
+                        v.extend_from_slice(&[0x04, 0x27]);
+                        v.extend_from_slice(&ec);
+                        v
+                    }
+                    PrivateFormat::Openssl => {
+                        ec[1] = 0x31;
+                        ec.extend_from_slice(&[0xa0, 0x0a]);
+                        ec.extend_from_slice(&P256_OID_DER);
+                        ec
+                    }
+                })
+            }
+            (Self::EcdsaP256(_), PrivateFormat::Pkcs8) => self.to_pkcs8_der(),
+            (Self::EcdsaP256(k), PrivateFormat::Openssl) => k
+                .to_sec1_der()
+                .map(|d| Zeroizing::new(d.to_vec()))
+                .map_err(|_| KeyFileError::Malformed { what: "SEC1" }),
+        }
+    }
+
     /// Unencrypted PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyFileError> {
         let der = self.to_pkcs8_der()?;
         pem_rfc7468::encode_string("PRIVATE KEY", LineEnding::LF, &der)
             .map(Zeroizing::new)
             .map_err(|_| KeyFileError::Malformed { what: "PEM" })
+    }
+
+    /// Password-protected PKCS#8 PEM (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2 with
+    /// scrypt and AES-256-CBC), which imgtool (OpenSSL) reads.
+    pub fn to_encrypted_pem(&self, password: &[u8]) -> Result<Zeroizing<String>, KeyFileError> {
+        let der = self.to_pkcs8_der()?;
+        let info = pkcs8::PrivateKeyInfoRef::from_der(&der)
+            .map_err(|_| KeyFileError::Malformed { what: "PKCS#8" })?;
+        let enc = info
+            .encrypt_with_rng(&mut rand::rng(), password)
+            .map_err(|_| KeyFileError::Malformed { what: "PKCS#8" })?;
+        pem_rfc7468::encode_string("ENCRYPTED PRIVATE KEY", LineEnding::LF, enc.as_bytes())
+            .map(Zeroizing::new)
+            .map_err(|_| KeyFileError::Malformed { what: "PEM" })
+    }
+
+    /// Writes the key to `path` (owner-only where the OS allows), protected by `password` when
+    /// one is given.
+    pub fn save_with_password(
+        &self,
+        path: &Path,
+        password: Option<&[u8]>,
+    ) -> Result<(), KeyFileError> {
+        let pem = match password {
+            Some(pw) => self.to_encrypted_pem(pw)?,
+            None => self.to_pkcs8_pem()?,
+        };
+        write_private(path, pem.as_bytes()).map_err(|source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// Writes the PKCS#8 PEM to `path`, readable only by the owner where the OS allows.
@@ -316,12 +411,44 @@ impl KeyFile {
         Self::from_pem(&bytes)
     }
 
+    /// Reads a PEM key file that may be password-protected (`ENCRYPTED PRIVATE KEY`, as
+    /// `imgtool keygen -p` writes it).
+    pub fn load_with_password(path: &Path, password: Option<&[u8]>) -> Result<Self, KeyFileError> {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        })?);
+        Self::from_pem_with_password(&bytes, password)
+    }
+
     /// Parses PEM: PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY` or SPKI `PUBLIC KEY`.
+    /// A password-protected key gives [`KeyFileError::PasswordRequired`].
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyFileError> {
+        Self::from_pem_with_password(pem, None)
+    }
+
+    /// [`from_pem`](Self::from_pem), also decrypting `ENCRYPTED PRIVATE KEY` (PKCS#8 PBES2)
+    /// with `password`.
+    pub fn from_pem_with_password(
+        pem: &[u8],
+        password: Option<&[u8]>,
+    ) -> Result<Self, KeyFileError> {
         let (label, der) = pem_rfc7468::decode_vec(pem).map_err(|_| KeyFileError::NotPem)?;
         let der = Zeroizing::new(der);
         match label {
             "PRIVATE KEY" => parse_pkcs8(&der).map(Self::Private),
+            "ENCRYPTED PRIVATE KEY" => {
+                let password = password.ok_or(KeyFileError::PasswordRequired)?;
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).map_err(|_| {
+                    KeyFileError::Malformed {
+                        what: "encrypted PKCS#8",
+                    }
+                })?;
+                let plain = info
+                    .decrypt(password)
+                    .map_err(|_| KeyFileError::BadPassword)?;
+                parse_pkcs8(plain.as_bytes()).map(Self::Private)
+            }
             "EC PRIVATE KEY" => {
                 let key = p256::SecretKey::from_sec1_der(&der).map_err(|_| {
                     KeyFileError::UnsupportedAlgorithm {
@@ -331,7 +458,6 @@ impl KeyFile {
                 Ok(Self::Private(PrivateKey::EcdsaP256(key)))
             }
             "PUBLIC KEY" => parse_spki(&der).map(Self::Public),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyFileError::Encrypted),
             other => Err(KeyFileError::UnsupportedLabel {
                 label: other.to_owned(),
             }),
@@ -513,5 +639,35 @@ mod tests {
             KeyFile::from_pem(junk.as_bytes()),
             Err(KeyFileError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn password_protected_keys_round_trip() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256);
+        let pem = key.to_encrypted_pem(b"correct horse").unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        assert!(matches!(
+            KeyFile::from_pem(pem.as_bytes()),
+            Err(KeyFileError::PasswordRequired)
+        ));
+        assert!(matches!(
+            KeyFile::from_pem_with_password(pem.as_bytes(), Some(b"wrong")),
+            Err(KeyFileError::BadPassword)
+        ));
+        let back = KeyFile::from_pem_with_password(pem.as_bytes(), Some(b"correct horse")).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_private_keys_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ironroot-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.pem");
+        PrivateKey::generate(KeyType::Ed25519).save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(mode, 0o600);
     }
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use decrypt::{DecryptError, DecryptOutput, decrypt_image};
 pub use dump::{AreaInfo, ImageDump, TlvRecord};
-pub use keyfile::{KeyFile, KeyFileError, KeyType, PrivateKey, PublicKey};
+pub use keyfile::{KeyFile, KeyFileError, KeyType, PrivateFormat, PrivateKey, PublicKey};
 pub use sign::{
     HashChoice, PublicKeyFormat, SecurityCounter, SignError, SignOptions, SignedImage, sign,
 };

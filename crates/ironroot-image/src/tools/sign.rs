@@ -581,7 +581,8 @@ pub fn sign<R: Read + Seek, W: Write>(
     output.write_all(&main)?;
     written += main.len() as u64;
     if pad {
-        let padding = u64::from(opts.slot_size) - image_len - u64::from(trailer_size);
+        // With -S 0 there is nothing to pad to: imgtool appends the bare trailer.
+        let padding = u64::from(opts.slot_size).saturating_sub(image_len + u64::from(trailer_size));
         let fill = vec![opts.erased_val; IO_CHUNK];
         let mut left = padding;
         while left > 0 {

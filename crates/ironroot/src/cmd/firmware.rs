@@ -6,24 +6,24 @@ mod dump;
 mod parse;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use ironroot_image::tools::{
-    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyType, PrivateKey, PublicKeyFormat,
-    SignOptions, decrypt_image, sign,
+    DecryptOutput, FileSource, HashChoice, HmacSha, KeyFile, KeyFileError, KeyType, PrivateFormat,
+    PrivateKey, PublicKeyFormat, SignOptions, decrypt_image, sign,
 };
 use ironroot_image::{AesKeySize, ImageVersion, TrustedKey, unwrap_image_key, verify_encrypted};
+use zeroize::Zeroizing;
 
 /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Sign, verify, inspect and encrypt MCUboot firmware images.\n\n\
-    Subcommands and flags are those of MCUboot's imgtool 2.5: replace `imgtool` with \
-    `ironroot firmware` in existing scripts.\n\n\
+    after_help = "Subcommands and flags are those of MCUboot's imgtool 2.5: replace `imgtool` \
+    with `ironroot firmware` in existing scripts.\n\n\
     Quickstart:\n  \
     ironroot firmware keygen -t ecdsa-p256 -k signing.pem\n  \
     ironroot firmware sign -k signing.pem -v 1.0.0 -H 0x200 --pad-header -S 0x20000 app.bin app.signed.bin\n  \
@@ -44,6 +44,8 @@ enum FirmwareCommand {
     Getpubhash(GetpubhashArgs),
     /// Say whether a key file holds a private key or only a public key.
     Keyinfo(KeyinfoArgs),
+    /// Print the private key as a C array, for a bootloader that decrypts images.
+    Getpriv(GetprivArgs),
     /// Sign (and optionally encrypt) a firmware binary into an MCUboot image.
     #[command(visible_alias = "create", disable_version_flag = true)]
     Sign(Box<parse::SignArgs>),
@@ -64,7 +66,7 @@ struct KeygenArgs {
     /// encryption keys).
     #[arg(short = 't', long = "type", value_name = "type")]
     kind: String,
-    /// Protect the key with a password (not supported; imgtool-compatible flag).
+    /// Protect the key with a passphrase (prompted, or from IRONROOT_KEY_PASSWORD).
     #[arg(short, long)]
     password: bool,
 }
@@ -143,6 +145,25 @@ struct KeyinfoArgs {
     require: Option<KeyKind>,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PrivFormat {
+    Pkcs8,
+    Openssl,
+}
+
+#[derive(Debug, Args)]
+struct GetprivArgs {
+    /// Key file (ecdsa-p256 or x25519 private key).
+    #[arg(short, long, value_name = "filename")]
+    key: PathBuf,
+    /// Drop the optional public key to save space (P-256).
+    #[arg(long)]
+    minimal: bool,
+    /// Encoding: pkcs8 (default) or openssl (SEC1, P-256 only).
+    #[arg(short, long)]
+    format: Option<PrivFormat>,
+}
+
 #[derive(Debug, Args)]
 struct VerifyArgs {
     /// Public (or private) key of the signer. Repeat to accept any of several keys.
@@ -202,6 +223,7 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
         FirmwareCommand::Getpub(a) => getpub(a),
         FirmwareCommand::Getpubhash(a) => getpubhash(a),
         FirmwareCommand::Keyinfo(a) => keyinfo(a),
+        FirmwareCommand::Getpriv(a) => getpriv(a),
         FirmwareCommand::Sign(a) => sign_cmd(*a),
         FirmwareCommand::Verify(a) => verify_cmd(a),
         FirmwareCommand::Dumpinfo(a) => dumpinfo(a),
@@ -216,16 +238,57 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
     }
 }
 
+/// Environment variable holding the passphrase of password-protected keys (for scripts and CI;
+/// interactive use prompts instead, as imgtool does).
+const PASSWORD_ENV: &str = "IRONROOT_KEY_PASSWORD";
+
+/// A passphrase: from `IRONROOT_KEY_PASSWORD`, else prompted on the terminal without echo, else
+/// one line of standard input (like Python's getpass without a terminal).
+fn read_password(prompt: &str) -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(Zeroizing::new(
+            rpassword::prompt_password(prompt).context("reading the passphrase")?,
+        ));
+    }
+    eprint!("{prompt}");
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the passphrase")?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    Ok(trimmed)
+}
+
 fn load_key(path: &Path) -> Result<KeyFile> {
-    KeyFile::load(path).with_context(|| format!("loading key {}", path.display()))
+    let context = || format!("loading key {}", path.display());
+    match KeyFile::load(path) {
+        Err(KeyFileError::PasswordRequired) => {
+            let pw = read_password("Enter key passphrase: ")?;
+            KeyFile::load_with_password(path, Some(pw.as_bytes())).with_context(context)
+        }
+        other => other.with_context(context),
+    }
 }
 
 fn keygen(a: KeygenArgs) -> Result<()> {
-    if a.password {
-        bail!("password-protected keys are not supported; protect the key file by other means");
-    }
     let kind: KeyType = a.kind.parse()?;
-    PrivateKey::generate(kind).save(&a.key)?;
+    let password = if a.password {
+        let first = read_password("Enter key passphrase: ")?;
+        if std::env::var_os(PASSWORD_ENV).is_none() {
+            let second = read_password("Reenter passphrase: ")?;
+            if *first != *second {
+                bail!("passphrases do not match");
+            }
+        }
+        Some(first)
+    } else {
+        None
+    };
+    PrivateKey::generate(kind)
+        .save_with_password(&a.key, password.as_ref().map(|p| p.as_bytes()))?;
     Ok(())
 }
 
@@ -365,6 +428,25 @@ fn keyinfo(a: KeyinfoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn getpriv(a: GetprivArgs) -> Result<()> {
+    let key = load_key(&a.key)?;
+    let format = match a.format {
+        Some(PrivFormat::Openssl) => PrivateFormat::Openssl,
+        _ => PrivateFormat::Pkcs8,
+    };
+    let der = key.private_key()?.decryption_key_der(format, a.minimal)?;
+    let text = Zeroizing::new(c_array(
+        "const unsigned char enc_priv_key[] = {",
+        "};",
+        &der,
+        Some(format!(
+            "const unsigned int enc_priv_key_len = {};",
+            der.len()
+        )),
+    ));
+    emit(None, text.as_bytes())
 }
 
 fn sign_cmd(a: parse::SignArgs) -> Result<()> {

@@ -1,4 +1,7 @@
 //! Subcommand groups of the `ironroot` binary, one module each.
 
 pub mod boot;
+pub mod ca;
+pub mod device;
 pub mod firmware;
+pub mod policy;

@@ -73,7 +73,31 @@ fn key_commands_match_imgtool_byte_for_byte() {
             assert_eq!(ours.stdout, theirs.stdout, "{kind} {args:?}");
         }
     }
+    let getpriv_variants: [(&str, &[&[&str]]); 2] = [
+        (
+            "ecdsa-p256",
+            &[
+                &[],
+                &["--minimal"],
+                &["-f", "openssl"],
+                &["-f", "openssl", "--minimal"],
+                &["-f", "pkcs8"],
+            ],
+        ),
+        ("x25519", &[&[], &["--minimal"]]),
+    ];
+    for (kind, variants) in getpriv_variants {
+        let key = dir.path().join(format!("{kind}.pem"));
+        for extra in variants {
+            let mut a = vec!["getpriv", "-k", p(&key)];
+            a.extend(extra.iter().copied());
+            let ours = ok(ironroot(&a), "ironroot getpriv");
+            let theirs = ok(imgtool(&a), "imgtool getpriv");
+            assert_eq!(ours.stdout, theirs.stdout, "{kind} getpriv {extra:?}");
+        }
+    }
     let key = dir.path().join("ed25519.pem");
+    fails_with_one_line(ironroot(&["getpriv", "-k", p(&key)]), "getpriv ed25519");
     let err = fails_with_one_line(
         ironroot(&["keyinfo", "--require", "public", "-k", p(&key)]),
         "keyinfo",
@@ -378,4 +402,121 @@ fn dumpinfo_matches_imgtool_and_decrypt_round_trips() {
             assert!(err.contains("HMAC"), "{err}");
         }
     }
+}
+
+/// Runs a command with `input` on its standard input (imgtool reads passphrases from stdin
+/// when there is no terminal).
+fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn password_protected_keys_cross_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let fw = firmware(dir.path(), 2000);
+    let imgtool_bin = ironroot_testkit::tool("imgtool");
+    let ironroot_bin = env!("CARGO_BIN_EXE_ironroot");
+    // imgtool keygen -p → ironroot signs with it (passphrase from the environment).
+    let theirs = dir.path().join("theirs.pem");
+    ok(
+        with_stdin(
+            Command::new(&imgtool_bin).args(["keygen", "-t", "ecdsa-p256", "-p", "-k", p(&theirs)]),
+            "pass one\npass one\n",
+        ),
+        "imgtool keygen -p",
+    );
+    let img = dir.path().join("signed.bin");
+    ok(
+        ironroot_testkit::run(
+            Command::new(ironroot_bin)
+                .env("IRONROOT_KEY_PASSWORD", "pass one")
+                .args([
+                    "firmware",
+                    "sign",
+                    "-k",
+                    p(&theirs),
+                    "-v",
+                    "1.0.0",
+                    "-H",
+                    "0x200",
+                ])
+                .args(["--pad-header", "-S", "0x8000", p(&fw), p(&img)]),
+        ),
+        "ironroot sign with an encrypted imgtool key",
+    );
+    ok(
+        with_stdin(
+            Command::new(&imgtool_bin).args(["verify", "-k", p(&theirs), p(&img)]),
+            "pass one\n",
+        ),
+        "imgtool verify",
+    );
+    // A wrong passphrase is one clear line, not a crash.
+    let out = with_stdin(
+        Command::new(ironroot_bin).args(["firmware", "getpub", "-k", p(&theirs)]),
+        "nope\n",
+    );
+    let err = fails_with_one_line_after_prompt(out);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    // ironroot keygen -p (passphrase on stdin, twice) → imgtool reads it.
+    let ours = dir.path().join("ours.pem");
+    ok(
+        with_stdin(
+            Command::new(ironroot_bin).args([
+                "firmware",
+                "keygen",
+                "-t",
+                "ed25519",
+                "-p",
+                "-k",
+                p(&ours),
+            ]),
+            "pass two\npass two\n",
+        ),
+        "ironroot keygen -p",
+    );
+    assert!(
+        std::fs::read_to_string(&ours)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    );
+    let theirs_pub = with_stdin(
+        Command::new(&imgtool_bin).args(["getpub", "-k", p(&ours), "-e", "pem"]),
+        "pass two\n",
+    );
+    let ours_pub = with_stdin(
+        Command::new(ironroot_bin).args(["firmware", "getpub", "-k", p(&ours), "-e", "pem"]),
+        "pass two\n",
+    );
+    let theirs_pub = ok(theirs_pub, "imgtool getpub");
+    let ours_pub = ok(ours_pub, "ironroot getpub");
+    assert!(String::from_utf8_lossy(&theirs_pub.stdout).contains("BEGIN PUBLIC KEY"));
+    assert_eq!(ours_pub.stdout, theirs_pub.stdout);
+}
+
+/// Like [`fails_with_one_line`], for commands that first print a passphrase prompt.
+fn fails_with_one_line_after_prompt(out: Output) -> String {
+    assert!(!out.status.success(), "unexpectedly succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = err.trim_start_matches("Enter key passphrase: ").to_owned();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "expected one line, got {err:?}"
+    );
+    err
 }

@@ -2,4 +2,7 @@
 //! group.
 
 mod boot;
+mod ca;
+mod device;
 mod firmware;
+mod policy;

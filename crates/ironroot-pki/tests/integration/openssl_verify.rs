@@ -1,0 +1,242 @@
+//! Issued certificates and published CRLs, judged by `openssl verify`.
+
+use std::process::Command;
+
+use ironroot_pki::CaSigner;
+use ironroot_pki::{
+    IssuancePolicy, RevocationReason, RevokedEntry, ServerName, SoftwareKey, SubjectKey,
+};
+use ironroot_testkit::{run_ok, tool};
+use time::OffsetDateTime;
+
+use crate::common::*;
+
+#[test]
+fn issued_device_certificate_verifies_with_crl_check_and_crl_check_all() {
+    let ca = TestCa::new();
+    let (cert, _) = ca.issue_device("sensor-0001");
+    let leaf = ca.write("leaf.pem", cert.pem());
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let crls = ca.write_crls(&[], "crl.pem");
+    for flag in ["-crl_check", "-crl_check_all"] {
+        let (ok, out) = openssl_verify(
+            &[
+                "-CAfile",
+                chain.to_str().unwrap(),
+                flag,
+                "-CRLfile",
+                crls.to_str().unwrap(),
+                "-purpose",
+                "sslclient",
+            ],
+            &leaf,
+        );
+        assert!(ok, "{flag}: {out}");
+    }
+    // Serial and fingerprint as openssl reads them match what issuance reports.
+    let out = run_ok(
+        Command::new(tool("openssl"))
+            .args([
+                "x509",
+                "-noout",
+                "-serial",
+                "-fingerprint",
+                "-sha256",
+                "-in",
+            ])
+            .arg(&leaf),
+    );
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .to_lowercase()
+        .replace(':', "");
+    assert!(
+        text.contains(&format!("serial={}", cert.serial())),
+        "{text}"
+    );
+    assert!(text.contains(&cert.fingerprint().to_string()), "{text}");
+    assert_eq!(cert.subject(), "sensor-0001");
+}
+
+#[test]
+fn revoked_device_certificate_fails_crl_check() {
+    let ca = TestCa::new();
+    let (good, _) = ca.issue_device("good-1");
+    let (bad, _) = ca.issue_device("bad-1");
+    let revoked = [RevokedEntry {
+        serial: bad.serial().clone(),
+        revoked_at: OffsetDateTime::now_utc(),
+        reason: RevocationReason::KeyCompromise,
+    }];
+    let crls = ca.write_crls(&revoked, "crl.pem");
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let args = [
+        "-CAfile",
+        chain.to_str().unwrap(),
+        "-crl_check",
+        "-CRLfile",
+        crls.to_str().unwrap(),
+    ];
+    let (ok, out) = openssl_verify(&args, &ca.write("bad.pem", bad.pem()));
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = openssl_verify(&args, &ca.write("good.pem", good.pem()));
+    assert!(ok, "{out}");
+    // openssl reads the CRL's entries: exactly the revoked serial, with its reason.
+    let crl_text = run_ok(
+        Command::new(tool("openssl"))
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(&crls),
+    )
+    .stdout;
+    let crl_text = String::from_utf8(crl_text).unwrap();
+    assert!(
+        crl_text.to_lowercase().contains(&bad.serial().to_string()),
+        "{crl_text}"
+    );
+    assert!(crl_text.contains("Key Compromise"), "{crl_text}");
+    assert!(crl_text.contains("Next Update"), "{crl_text}");
+}
+
+#[test]
+fn revoking_the_intermediate_fails_crl_check_all() {
+    let mut ca = TestCa::new();
+    let (cert, _) = ca.issue_device("dev-1");
+    let leaf = ca.write("leaf.pem", cert.pem());
+    // Chain captured before revocation (a relying party that still has the old bundle).
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let (entry, _) = ca
+        .dir
+        .revoke_ca(
+            None,
+            &pass(ROOT_PASS),
+            Some(1),
+            RevocationReason::CaCompromise,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    assert_eq!(&entry.serial, ca.online.issuing().certificate().serial());
+    let crls = ca.write_crls(&[], "crl.pem");
+    let (ok, out) = openssl_verify(
+        &[
+            "-CAfile",
+            chain.to_str().unwrap(),
+            "-crl_check_all",
+            "-CRLfile",
+            crls.to_str().unwrap(),
+        ],
+        &leaf,
+    );
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    // The server no longer trusts or loads it.
+    assert!(
+        ca.dir
+            .trusted_intermediates(OffsetDateTime::now_utc())
+            .unwrap()
+            .is_empty()
+    );
+    let _ = &mut ca;
+}
+
+#[test]
+fn server_certificate_verifies_for_tls_server_purpose_only() {
+    let ca = TestCa::new();
+    let key = SoftwareKey::generate().unwrap();
+    let names = [
+        ServerName::parse("localhost").unwrap(),
+        ServerName::parse("127.0.0.1").unwrap(),
+    ];
+    let cert = ca
+        .online
+        .issuing()
+        .issue_server(
+            &SubjectKey::p256(key.public_key()).unwrap(),
+            &names,
+            &IssuancePolicy::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let leaf = ca.write("server.pem", cert.pem());
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let c = chain.to_str().unwrap();
+    let (ok, out) = openssl_verify(
+        &[
+            "-CAfile",
+            c,
+            "-purpose",
+            "sslserver",
+            "-verify_hostname",
+            "localhost",
+        ],
+        &leaf,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = openssl_verify(
+        &[
+            "-CAfile",
+            c,
+            "-purpose",
+            "sslserver",
+            "-verify_ip",
+            "127.0.0.1",
+        ],
+        &leaf,
+    );
+    assert!(ok, "{out}");
+    let (ok, _) = openssl_verify(&["-CAfile", c, "-purpose", "sslclient"], &leaf);
+    assert!(
+        !ok,
+        "a server certificate must not be usable as a client certificate"
+    );
+    // And a device certificate is not a server certificate.
+    let (dev, _) = ca.issue_device("dev-2");
+    let (ok, _) = openssl_verify(
+        &["-CAfile", c, "-purpose", "sslserver"],
+        &ca.write("dev.pem", dev.pem()),
+    );
+    assert!(!ok);
+}
+
+#[test]
+fn ca_certificates_have_the_documented_constraints() {
+    let ca = TestCa::new();
+    let root = openssl_text(&ca.dir.path().join("root.crt.pem"));
+    assert!(root.contains("CA:TRUE, pathlen:1"), "{root}");
+    assert!(root.contains("Certificate Sign, CRL Sign"), "{root}");
+    assert!(
+        root.contains("prime256v1") || root.contains("P-256"),
+        "{root}"
+    );
+    for file in ["intermediate-1.crt.pem", "factory.crt.pem"] {
+        let text = openssl_text(&ca.dir.path().join(file));
+        assert!(text.contains("CA:TRUE, pathlen:0"), "{file}: {text}");
+        assert!(
+            text.contains("Certificate Sign, CRL Sign"),
+            "{file}: {text}"
+        );
+        assert!(text.contains("Authority Key Identifier"), "{file}: {text}");
+    }
+    // The operator certificate written by init verifies as a TLS client certificate.
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let (ok, out) = openssl_verify(
+        &["-CAfile", chain.to_str().unwrap(), "-purpose", "sslclient"],
+        &ca.dir.path().join("operator.crt.pem"),
+    );
+    assert!(ok, "{out}");
+    let op = openssl_text(&ca.dir.path().join("operator.crt.pem"));
+    assert!(op.contains("URI:urn:ironroot:operator:admin"), "{op}");
+}

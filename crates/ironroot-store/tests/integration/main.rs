@@ -1,0 +1,35 @@
+//! ironroot-store integration tests: every test in the shared modules runs against SQLite and
+//! PostgreSQL (see `harness`); `crash` is SQLite-only (kill -9 of a writer process).
+
+mod harness;
+
+mod certificates;
+mod changes;
+mod crash;
+mod devices;
+mod group_commit;
+mod migrations;
+mod transactions;
+
+/// Helpers shared by the test modules.
+mod fixtures {
+    use ironroot_store::{CertificateKind, NewCertificate};
+
+    /// A certificate record with distinct bytes per serial (the store does not parse DER).
+    pub fn cert(serial: &str, device: Option<&str>, not_after: i64) -> NewCertificate {
+        NewCertificate {
+            serial: serial.to_owned(),
+            der: format!("fake DER for serial {serial}").into_bytes(),
+            device_id: device.map(str::to_owned),
+            kind: if device.is_some() {
+                CertificateKind::Operational
+            } else {
+                CertificateKind::Server
+            },
+            issuer: "intermediate-1".to_owned(),
+            subject: format!("CN={}", device.unwrap_or("server")),
+            not_before: 1_700_000_000,
+            not_after,
+        }
+    }
+}

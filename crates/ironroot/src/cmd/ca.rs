@@ -1,0 +1,415 @@
+//! `ironroot ca …`: the certificate authority on the data directory.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ironroot_pki::CaSigner as _;
+use ironroot_pki::{
+    CaDirectory, DeviceId, Handling, HierarchyPolicy, InitOptions, IssuancePolicy, KdfParams,
+    OnlineKeyBackend, OnlineSecrets, Passphrase, Pin, RevocationReason, ServerName, SoftwareKey,
+    SubjectKey, WrittenFile,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Manage the certificate authority: create it, rotate the intermediate, export the chain and CRLs.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA: an offline root, an online intermediate, a factory CA for manufacturing
+    /// credentials, and a first operator client certificate.
+    ///
+    /// Non-interactive: the root passphrase comes from --root-passphrase-file or the
+    /// IRONROOT_ROOT_PASSPHRASE environment variable. The online keys (intermediate, factory)
+    /// are encrypted with --ca-passphrase-file / IRONROOT_CA_PASSPHRASE, or with a generated
+    /// passphrase written to <data-dir>/pki/online-passphrase, or generated inside a PKCS#11
+    /// token (--pkcs11-module).
+    Init(InitArgs),
+    /// Create a new intermediate CA generation, signed by the root. The previous intermediate
+    /// stays trusted for --overlap-days so existing device certificates keep working.
+    RotateIntermediate(RotateArgs),
+    /// Revoke an intermediate generation (or the factory CA) with the root key and re-sign the
+    /// root CRL.
+    RevokeIntermediate(RevokeCaArgs),
+    /// Write the CA chain (trusted intermediates, then the root) for `openssl verify -CAfile`.
+    Chain(ChainArgs),
+    /// Sign fresh CRLs (one per trusted intermediate, plus the root CRL) into one PEM file for
+    /// `openssl verify -crl_check_all -CRLfile`.
+    Crl(CrlArgs),
+    /// Issue a TLS server certificate (HTTPS, MQTT on 8883) for host names and IP addresses.
+    ServerCert(ServerCertArgs),
+}
+
+/// Where the data directory is.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Data directory (holds pki/ and the registry database).
+    #[arg(long, env = "IRONROOT_DATA_DIR", default_value = "./ironroot-data")]
+    pub data_dir: PathBuf,
+}
+
+/// How to reach the root key.
+#[derive(Debug, Args)]
+pub struct RootKeyArgs {
+    /// File holding the root passphrase (else IRONROOT_ROOT_PASSPHRASE).
+    #[arg(long)]
+    pub root_passphrase_file: Option<PathBuf>,
+    /// The encrypted root key, if you moved it offline (default: <data-dir>/pki/root.key.enc).
+    #[arg(long)]
+    pub root_key: Option<PathBuf>,
+}
+
+/// Where online CA keys live and how to unlock them.
+#[derive(Debug, Args)]
+pub struct OnlineKeyArgs {
+    /// File holding the passphrase of the online CA key files (else IRONROOT_CA_PASSPHRASE,
+    /// else <data-dir>/pki/online-passphrase).
+    #[arg(long)]
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// Put new online keys in this PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, requires = "pkcs11_token")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token.
+    #[arg(long)]
+    pub pkcs11_token: Option<String>,
+    /// File holding the token user PIN (else IRONROOT_PKCS11_PIN).
+    #[arg(long)]
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+/// Arguments of `ca init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// File holding the root passphrase (else IRONROOT_ROOT_PASSPHRASE). At least 12 characters.
+    #[arg(long)]
+    root_passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// Organization name in the CA certificates.
+    #[arg(long, default_value = "ironroot")]
+    organization: String,
+    /// Name of the first operator certificate.
+    #[arg(long, default_value = "admin")]
+    operator: String,
+}
+
+/// Arguments of `ca rotate-intermediate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    #[command(flatten)]
+    root: RootKeyArgs,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// How long the previous intermediate stays trusted (default: one device-certificate lifetime).
+    #[arg(long, default_value_t = 90)]
+    overlap_days: i64,
+}
+
+/// Arguments of `ca revoke-intermediate`.
+#[derive(Debug, Args)]
+pub struct RevokeCaArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    #[command(flatten)]
+    root: RootKeyArgs,
+    /// Intermediate generation to revoke (see chain.pem: "ironroot Intermediate CA G<n>").
+    #[arg(long, required_unless_present = "factory", conflicts_with = "factory")]
+    generation: Option<u32>,
+    /// Revoke the factory CA instead.
+    #[arg(long)]
+    factory: bool,
+    /// Treat it as a key compromise (reason code keyCompromise/cACompromise) rather than
+    /// a plain retirement.
+    #[arg(long)]
+    compromised: bool,
+}
+
+/// Arguments of `ca chain`.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `ca crl`.
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Hours until relying parties must fetch a new CRL (nextUpdate).
+    #[arg(long, default_value_t = 24)]
+    next_update_hours: i64,
+}
+
+/// Arguments of `ca server-cert`.
+#[derive(Debug, Args)]
+pub struct ServerCertArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// Host name or IP address (repeat for several; the first is the subject CN).
+    #[arg(long = "name", required = true)]
+    names: Vec<String>,
+    /// Where to write the certificate chain (server certificate + intermediate).
+    #[arg(long)]
+    out_cert: PathBuf,
+    /// Where to write the private key (unencrypted PKCS#8, mode 0600).
+    #[arg(long)]
+    out_key: PathBuf,
+}
+
+/// Runs a `ca` subcommand.
+pub fn run(cmd: CaCommand) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    match cmd {
+        CaCommand::Init(a) => init(a, now),
+        CaCommand::RotateIntermediate(a) => {
+            let dir = CaDirectory::new(&a.dir.data_dir);
+            let pass = root_passphrase(a.root.root_passphrase_file.as_deref())?;
+            let backend = new_key_backend(&a.online, &dir)?;
+            let written = dir.rotate_intermediate(
+                a.root.root_key.as_deref(),
+                &pass,
+                &backend,
+                KdfParams::DEFAULT,
+                Duration::days(a.overlap_days),
+                now,
+            )?;
+            println!("Rotated the intermediate CA in {}.", dir.path().display());
+            print_written(&written);
+            println!(
+                "\nThe previous intermediate stays trusted for {} days. Restart or reload the server to use the new one.",
+                a.overlap_days
+            );
+            Ok(())
+        }
+        CaCommand::RevokeIntermediate(a) => {
+            let dir = CaDirectory::new(&a.dir.data_dir);
+            let pass = root_passphrase(a.root.root_passphrase_file.as_deref())?;
+            let reason = if a.compromised {
+                RevocationReason::CaCompromise
+            } else {
+                RevocationReason::CessationOfOperation
+            };
+            let generation = if a.factory { None } else { a.generation };
+            let (entry, written) =
+                dir.revoke_ca(a.root.root_key.as_deref(), &pass, generation, reason, now)?;
+            println!("Revoked CA certificate with serial {}.", entry.serial);
+            print_written(&written);
+            Ok(())
+        }
+        CaCommand::Chain(a) => {
+            let dir = CaDirectory::new(&a.dir.data_dir);
+            output(a.out.as_deref(), dir.chain_pem(now)?.as_bytes())
+        }
+        CaCommand::Crl(a) => {
+            let dir = CaDirectory::new(&a.dir.data_dir);
+            let online = dir.open_online(&online_secrets(&a.online, &dir)?, now)?;
+            // Device revocations live in the registry; until `ca revoke` is wired to it these
+            // CRLs list none. The root CRL (revoked CAs) is the one written by the root.
+            let crls = online.sign_crls(&[], now, Duration::hours(a.next_update_hours))?;
+            let mut text = String::new();
+            for crl in &crls {
+                text.push_str(&crl.pem());
+            }
+            text.push_str(&dir.root_crl_pem()?);
+            output(a.out.as_deref(), text.as_bytes())
+        }
+        CaCommand::ServerCert(a) => {
+            let dir = CaDirectory::new(&a.dir.data_dir);
+            let online = dir.open_online(&online_secrets(&a.online, &dir)?, now)?;
+            let names = a
+                .names
+                .iter()
+                .map(|n| ServerName::parse(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = SoftwareKey::generate()?;
+            let cert = online.issuing().issue_server(
+                &SubjectKey::p256(key.public_key())?,
+                &names,
+                &IssuancePolicy::default(),
+                now,
+            )?;
+            let chain = format!("{}{}", cert.pem(), online.issuing().certificate().pem());
+            write_secret(&a.out_key, key.to_pkcs8_pem()?.as_bytes())?;
+            fs::write(&a.out_cert, chain)
+                .with_context(|| format!("writing {}", a.out_cert.display()))?;
+            println!(
+                "Server certificate for {} (serial {}, valid until {}):",
+                a.names.join(", "),
+                cert.serial(),
+                cert.not_after().date()
+            );
+            println!("  {}  certificate + intermediate", a.out_cert.display());
+            println!("  {}  private key (keep secret)", a.out_key.display());
+            Ok(())
+        }
+    }
+}
+
+fn init(a: InitArgs, now: OffsetDateTime) -> Result<()> {
+    let dir = CaDirectory::new(&a.dir.data_dir);
+    let root_passphrase = root_passphrase(a.root_passphrase_file.as_deref())?;
+    let online = if a.online.pkcs11_module.is_some()
+        || a.online.ca_passphrase_file.is_some()
+        || std::env::var_os("IRONROOT_CA_PASSPHRASE").is_some()
+    {
+        Some(new_key_backend(&a.online, &dir)?)
+    } else {
+        None
+    };
+    let written = dir.init(
+        InitOptions {
+            root_passphrase,
+            online,
+            kdf: KdfParams::DEFAULT,
+            hierarchy: HierarchyPolicy {
+                organization: a.organization,
+                ..HierarchyPolicy::default()
+            },
+            operator: DeviceId::parse(&a.operator).context("operator name")?,
+        },
+        now,
+    )?;
+    println!(
+        "Created a certificate authority in {}.\n",
+        dir.path().display()
+    );
+    print_written(&written);
+    println!(
+        "\nNext steps:\n  1. Move root.key.enc to offline storage and remember the root passphrase; \
+         the server never needs them.\n     `ca rotate-intermediate` and `ca revoke-intermediate` ask for them (--root-key PATH).\n  \
+         2. Give operator.crt.pem and operator.key.pem to the operator, then delete the key here.\n  \
+         3. Distribute root.crt.pem (or chain.pem) to devices and relying parties."
+    );
+    Ok(())
+}
+
+fn print_written(written: &[WrittenFile]) {
+    for (title, handling) in [
+        ("Public (distribute freely):", Handling::Public),
+        ("OFFLINE (move off this machine):", Handling::Offline),
+        (
+            "Online secrets (needed by the server; keep in a secret store):",
+            Handling::OnlineSecret,
+        ),
+        (
+            "Operator secrets (hand over, then delete here):",
+            Handling::OperatorSecret,
+        ),
+        ("State (no secrets):", Handling::State),
+    ] {
+        let files: Vec<_> = written.iter().filter(|w| w.handling == handling).collect();
+        if files.is_empty() {
+            continue;
+        }
+        println!("{title}");
+        for f in files {
+            println!("  {:<55} {}", f.path.display(), f.what);
+        }
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn root_passphrase(file: Option<&Path>) -> Result<Passphrase> {
+    let bytes = match (file, std::env::var_os("IRONROOT_ROOT_PASSPHRASE")) {
+        (Some(f), _) => read_secret_file(f)?,
+        (None, Some(v)) => v.into_encoded_bytes(),
+        (None, None) => bail!(
+            "the root passphrase is needed: give --root-passphrase-file FILE or set IRONROOT_ROOT_PASSPHRASE"
+        ),
+    };
+    Ok(Passphrase::new(bytes)?)
+}
+
+fn online_passphrase(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<Option<Passphrase>> {
+    let bytes = if let Some(f) = &args.ca_passphrase_file {
+        read_secret_file(f)?
+    } else if let Some(v) = std::env::var_os("IRONROOT_CA_PASSPHRASE") {
+        v.into_encoded_bytes()
+    } else {
+        let generated = dir.path().join("online-passphrase");
+        if !generated.exists() {
+            return Ok(None);
+        }
+        read_secret_file(&generated)?
+    };
+    Ok(Some(Passphrase::new(bytes)?))
+}
+
+fn pkcs11_pin(args: &OnlineKeyArgs) -> Result<Option<Pin>> {
+    if let Some(f) = &args.pkcs11_pin_file {
+        let text = String::from_utf8(read_secret_file(f)?).context("PIN file is not UTF-8")?;
+        return Ok(Some(Pin::new(text)));
+    }
+    Ok(std::env::var("IRONROOT_PKCS11_PIN").ok().map(Pin::new))
+}
+
+fn online_secrets(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineSecrets> {
+    Ok(OnlineSecrets {
+        passphrase: online_passphrase(args, dir)?,
+        pkcs11_pin: pkcs11_pin(args)?,
+    })
+}
+
+fn new_key_backend(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineKeyBackend> {
+    if let Some(module) = &args.pkcs11_module {
+        let pin = pkcs11_pin(args)?.context(
+            "the PKCS#11 PIN is needed: give --pkcs11-pin-file FILE or set IRONROOT_PKCS11_PIN",
+        )?;
+        return Ok(OnlineKeyBackend::Pkcs11 {
+            module: module.clone(),
+            token_label: args
+                .pkcs11_token
+                .clone()
+                .context("--pkcs11-token is required with --pkcs11-module")?,
+            pin,
+        });
+    }
+    let pass = online_passphrase(args, dir)?
+        .context("the online CA passphrase is needed: give --ca-passphrase-file FILE or set IRONROOT_CA_PASSPHRASE")?;
+    Ok(OnlineKeyBackend::EncryptedFile(pass))
+}
+
+fn output(out: Option<&Path>, data: &[u8]) -> Result<()> {
+    match out {
+        Some(path) => {
+            fs::write(path, data).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => std::io::stdout().write_all(data)?,
+    }
+    Ok(())
+}
+
+fn write_secret(path: &Path, data: &[u8]) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("writing {}", path.display()))
+}

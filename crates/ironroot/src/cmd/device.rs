@@ -1,0 +1,338 @@
+//! `ironroot device …`: register, list and inspect devices.
+//!
+//! Until the server exists these commands work directly on the data directory's database (or
+//! the PostgreSQL database named by `--database-url`); SQLite's locking lets them run beside a
+//! running server, whose change feed picks the changes up.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use ironroot_store::{DeviceFilter, DeviceState, MAX_PAGE, NewDevice, Store};
+
+/// Where the registry lives: a data directory (SQLite) or a PostgreSQL URL.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Data directory holding the embedded database (ironroot.db).
+    #[arg(
+        long,
+        env = "IRONROOT_DATA_DIR",
+        default_value = "./ironroot-data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Use this PostgreSQL database instead of the data directory's SQLite database
+    /// (postgres://user@host/db); takes precedence over --data-dir.
+    #[arg(
+        long,
+        env = "IRONROOT_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// A readable name of the database, without any password.
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(_) => "the PostgreSQL database given by --database-url".to_owned(),
+            None => self
+                .data_dir
+                .join(ironroot_store::DATABASE_FILE)
+                .display()
+                .to_string(),
+        }
+    }
+
+    /// Opens the store; `create` allows creating a new data directory and database.
+    pub async fn open(&self, create: bool) -> anyhow::Result<Store> {
+        if let Some(url) = &self.database_url {
+            return Store::open(url)
+                .await
+                .context("cannot open the PostgreSQL registry");
+        }
+        let db = self.data_dir.join(ironroot_store::DATABASE_FILE);
+        if !create && !db.exists() {
+            bail!(
+                "no ironroot database at {} (register a device with `ironroot device add`, or \
+                 pass --data-dir)",
+                db.display()
+            );
+        }
+        Store::open_data_dir(&self.data_dir)
+            .await
+            .with_context(|| format!("cannot open the registry at {}", db.display()))
+    }
+}
+
+/// Register, list and inspect devices in the registry.
+#[derive(Debug, Args)]
+pub struct DeviceArgs {
+    #[command(subcommand)]
+    command: DeviceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Register a device (state: manufactured) so it can later be provisioned.
+    ///
+    /// Example: ironroot device add sensor-0001 --group line-b --attr site=lyon
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id: 1-128 characters from A-Z a-z 0-9 . _ : - (it becomes the certificate
+        /// CN and the MQTT client id).
+        id: String,
+        /// Put the device in this group (repeatable); groups are created on first use.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// Set an attribute, KEY=VALUE (repeatable); policies can refer to attributes.
+        #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_attr)]
+        attrs: Vec<(String, String)>,
+        /// Who the device belongs to (a team, customer or site).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List devices, optionally filtered.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only devices in this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only devices in this state (manufactured, provisioned, active, quarantined, revoked,
+        /// decommissioned).
+        #[arg(long, value_parser = parse_state)]
+        state: Option<DeviceState>,
+        /// Only devices of this owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Show one device: state, groups, attributes and certificates.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+    },
+}
+
+fn parse_attr(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+fn parse_state(text: &str) -> Result<DeviceState, String> {
+    DeviceState::from_name(text).ok_or_else(|| {
+        let names: Vec<_> = DeviceState::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "unknown state {text:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// Runs `ironroot device …`.
+pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut out = String::new();
+        match args.command {
+            DeviceCommand::Add {
+                store: location,
+                id,
+                groups,
+                attrs,
+                owner,
+            } => {
+                let store = location.open(true).await?;
+                let mut new = NewDevice::new(id);
+                new.groups = groups;
+                new.attributes = attrs.into_iter().collect();
+                new.owner = owner;
+                let device = store.add_device(&new).await?;
+                writeln!(
+                    out,
+                    "added device {} ({}) to {}",
+                    device.id,
+                    device.state,
+                    location.describe()
+                )?;
+                write_details(
+                    &mut out,
+                    &device.groups,
+                    &device.attributes,
+                    device.owner.as_deref(),
+                )?;
+                store.close().await;
+            }
+            DeviceCommand::List {
+                store: location,
+                group,
+                state,
+                owner,
+            } => {
+                let store = location.open(false).await?;
+                let mut filter = DeviceFilter {
+                    group,
+                    state,
+                    owner,
+                    ..Default::default()
+                };
+                let mut rows = Vec::new();
+                loop {
+                    let page = store.list_devices(&filter).await?;
+                    let full = page.len() == MAX_PAGE as usize;
+                    filter.after = page.last().map(|d| d.id.clone());
+                    rows.extend(page);
+                    if !full {
+                        break;
+                    }
+                }
+                write_table(&mut out, &rows)?;
+                store.close().await;
+            }
+            DeviceCommand::Show {
+                store: location,
+                id,
+            } => {
+                let store = location.open(false).await?;
+                let device = store.device(&id).await?;
+                let certs = store.certificates_for_device(&id).await?;
+                writeln!(out, "device {}", device.id)?;
+                writeln!(out, "  state:        {}", device.state)?;
+                write_details(
+                    &mut out,
+                    &device.groups,
+                    &device.attributes,
+                    device.owner.as_deref(),
+                )?;
+                writeln!(out, "  registered:   {}", utc(device.created_at))?;
+                writeln!(out, "  updated:      {}", utc(device.updated_at))?;
+                if certs.is_empty() {
+                    writeln!(out, "  certificates: none")?;
+                } else {
+                    writeln!(out, "  certificates:")?;
+                    for cert in certs {
+                        writeln!(
+                            out,
+                            "    {} {} {} valid until {}{}",
+                            cert.serial,
+                            cert.kind,
+                            cert.status,
+                            utc(cert.not_after),
+                            match cert.revocation {
+                                Some((at, reason)) => format!(" (revoked {} : {reason})", utc(at)),
+                                None => String::new(),
+                            }
+                        )?;
+                    }
+                }
+                store.close().await;
+            }
+        }
+        print!("{out}");
+        Ok(())
+    })
+}
+
+fn write_details(
+    out: &mut String,
+    groups: &[String],
+    attributes: &BTreeMap<String, String>,
+    owner: Option<&str>,
+) -> std::fmt::Result {
+    writeln!(out, "  owner:        {}", owner.unwrap_or("-"))?;
+    let groups = if groups.is_empty() {
+        "-".to_owned()
+    } else {
+        groups.join(", ")
+    };
+    writeln!(out, "  groups:       {groups}")?;
+    let attrs: Vec<_> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let attrs = if attrs.is_empty() {
+        "-".to_owned()
+    } else {
+        attrs.join(", ")
+    };
+    writeln!(out, "  attributes:   {attrs}")
+}
+
+fn write_table(out: &mut String, devices: &[ironroot_store::Device]) -> std::fmt::Result {
+    if devices.is_empty() {
+        return writeln!(out, "no devices");
+    }
+    let width = devices.iter().map(|d| d.id.len()).max().unwrap_or(0).max(2);
+    writeln!(
+        out,
+        "{:width$}  {:14}  {:16}  GROUPS",
+        "ID", "STATE", "OWNER"
+    )?;
+    for d in devices {
+        let groups = if d.groups.is_empty() {
+            "-".to_owned()
+        } else {
+            d.groups.join(",")
+        };
+        writeln!(
+            out,
+            "{:width$}  {:14}  {:16}  {}",
+            d.id,
+            d.state.as_str(),
+            d.owner.as_deref().unwrap_or("-"),
+            groups
+        )?;
+    }
+    writeln!(out, "{} device(s)", devices.len())
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC timestamp (proleptic Gregorian calendar).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn attributes_parse_at_the_first_equals_sign() {
+        assert_eq!(parse_attr("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_attr("a=").unwrap(), ("a".into(), String::new()));
+        assert!(parse_attr("novalue").is_err());
+        assert!(parse_attr("=v").is_err());
+    }
+}
