@@ -10,7 +10,7 @@
 //!   anchor: an overwrite-only install (erase + program the image, no way back) through the
 //!   same simulated flash.
 //!
-//! Run: `cargo bench -p ironroot-boot --features std --bench boot`
+//! Run: `cargo bench -p ironroot-boot --bench boot`
 
 use std::hint::black_box;
 
