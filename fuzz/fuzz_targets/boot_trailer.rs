@@ -92,7 +92,10 @@ fn boot_once(f: &Fixture, flash: &mut SimMemory, otp: &mut SimOtp) {
     .unwrap();
     if let Ok(d) = dev.power_on() {
         if let Some(b) = d.booted() {
-            assert!(f.digests.contains(&b.digest), "booted an image that was never signed");
+            assert!(
+                f.digests.contains(&b.digest),
+                "booted an image that was never signed"
+            );
             assert!(b.security_counter >= d.counter.after);
         }
     }
@@ -122,7 +125,13 @@ fuzz_target!(|data: &[u8]| {
     }
     // Byte 0: cut the first boot at that operation (0 = no cut); byte 1: torn or not.
     if data[0] != 0 {
-        let mode = if data[1] & 1 == 1 { CutMode::Torn { seed: u64::from(data[1]) } } else { CutMode::Before };
+        let mode = if data[1] & 1 == 1 {
+            CutMode::Torn {
+                seed: u64::from(data[1]),
+            }
+        } else {
+            CutMode::Before
+        };
         power.arm(u64::from(data[0]), mode);
     }
     boot_once(f, &mut flash, &mut otp);
