@@ -27,6 +27,10 @@ enum Command {
     Policy(cmd::policy::PolicyArgs),
     /// Register, list and inspect devices in the registry.
     Device(cmd::device::DeviceArgs),
+    /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
+    Firmware(cmd::firmware::FirmwareArgs),
+    /// Simulate a device with secure boot: OTP root of trust, boot ROM, bootloader, A/B slots.
+    Boot(cmd::boot::BootArgs),
     /// Verify the tamper-evident audit log, show entries, and prove entries to third parties.
     Audit(cmd::audit::AuditArgs),
 }
@@ -36,6 +40,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Ca(c) => cmd::ca::run(c).map(|()| std::process::ExitCode::SUCCESS),
         Command::Device(args) => cmd::device::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Firmware(args) => Ok(cmd::firmware::run(args)),
+        Command::Boot(args) => Ok(cmd::boot::run(args)),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Audit(args) => cmd::audit::run(args),
     };

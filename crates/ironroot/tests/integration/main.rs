@@ -1,6 +1,9 @@
-//! Integration tests of the `ironroot` binary, one module per subcommand group.
+//! Integration tests of the `ironroot` binary, in one test binary, one module per command
+//! group.
 
 mod audit;
+mod boot;
 mod ca;
 mod device;
+mod firmware;
 mod policy;
