@@ -143,6 +143,19 @@ pub enum StoreError {
     /// A change row names a kind this version does not know (written by a newer ironroot).
     #[error("change feed holds unknown kind {0:?}; upgrade this ironroot")]
     UnknownChangeKind(String),
+    /// A policy document was refused by `ironroot-policy` (size limit, unknown action, bad
+    /// variable, malformed JSON ...); nothing was stored.
+    #[error("policy {name:?} is invalid: {source}")]
+    InvalidPolicy {
+        /// The policy name.
+        name: String,
+        /// What is wrong, with the field and line at fault.
+        #[source]
+        source: Box<ironroot_policy::PolicyError>,
+    },
+    /// No policy has this name.
+    #[error("unknown policy {0:?}")]
+    UnknownPolicy(String),
 }
 
 impl StoreError {

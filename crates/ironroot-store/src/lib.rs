@@ -12,6 +12,7 @@
 //!     │           tx.record_issued_certificate(&cert).await?;
 //!     │           tx.set_device_state(id, DeviceState::Provisioned).await?;
 //!     │           tx.commit().await?;   ◄── hand the certificate out only after this
+//!     ├─ policies: store.put_policy(name, json) (validated), attach_policy(name, target)
 //!     └─ feed:    store.subscribe_changes(cursor) → next() = Change { kind, item, cursor }
 //! ```
 //!
@@ -34,6 +35,7 @@ mod conn;
 mod devices;
 mod error;
 mod group;
+mod policies;
 mod store;
 mod tx;
 pub mod validate;
@@ -47,6 +49,7 @@ pub use model::{
     Certificate, CertificateKind, CertificateStatus, Device, DeviceFilter, DeviceState,
     NewCertificate, NewDevice, RevocationReason, RevokedCertificate,
 };
+pub use policies::{Policy, PolicyAttachment, PolicyTarget, PolicyVersion};
 pub use store::{Backend, DATABASE_FILE, PooledConnection, Store, StoreOptions, known_migrations};
 pub use tx::Transaction;
 

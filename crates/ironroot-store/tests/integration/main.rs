@@ -9,6 +9,7 @@ mod crash;
 mod devices;
 mod group_commit;
 mod migrations;
+mod policies;
 mod transactions;
 
 /// Helpers shared by the test modules.
