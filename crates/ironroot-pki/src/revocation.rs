@@ -94,6 +94,10 @@ pub enum RevocationReason {
     Superseded,
     /// The device was taken out of service.
     CessationOfOperation,
+    /// The subject's name or other information changed.
+    AffiliationChanged,
+    /// The subject lost the privileges the certificate granted.
+    PrivilegeWithdrawn,
 }
 
 impl RevocationReason {
@@ -104,6 +108,8 @@ impl RevocationReason {
             Self::CaCompromise => rcgen::RevocationReason::CaCompromise,
             Self::Superseded => rcgen::RevocationReason::Superseded,
             Self::CessationOfOperation => rcgen::RevocationReason::CessationOfOperation,
+            Self::AffiliationChanged => rcgen::RevocationReason::AffiliationChanged,
+            Self::PrivilegeWithdrawn => rcgen::RevocationReason::PrivilegeWithdrawn,
         }
     }
 }
