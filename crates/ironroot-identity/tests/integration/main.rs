@@ -1,0 +1,9 @@
+//! ironroot-identity integration tests: every test runs against SQLite and PostgreSQL (see
+//! `harness`), with a real CA, the real audit log, and openssl as the judge.
+
+mod harness;
+
+mod bad_input;
+mod crash;
+mod issuance;
+mod revocation;
