@@ -1,2 +1,39 @@
-//! The ironroot server: HTTPS APIs and wiring.
+//! The ironroot server: HTTPS provisioning (zero-touch bootstrap, EST, rotation, re-enrollment)
+//! and the operator API, on axum over tokio-rustls.
+//!
+//! The principal type is [`Server`]: [`Server::start`] opens the CA, registry, audit log and
+//! identity service from a [`ServerConfig`] and returns a [`ServerHandle`]; [`run`] does the
+//! same and serves until SIGINT/SIGTERM. Other server parts (the MQTT broker) are started
+//! beside it in the same process from the handle (`identity()`, `tls_files()`,
+//! `certificate_used()`).
+//!
+//! ```text
+//!  device ──TLS (factory cert | op cert | none)──► /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
+//!                                                   /api/v1/{enroll,reenroll}         (JSON, same core)
+//!  operator ──Bearer admin.token | operator cert──► /api/v1/devices[/import|/{id}[/claim|/revoke|/decommission]]
+//!                                                   /api/v1/groups/{name}/claim
+//!                               every step ──► audit log;  certificates ──► identity service ──► registry
+//! ```
 #![forbid(unsafe_code)]
+
+mod app;
+pub mod auth;
+pub mod claims;
+pub mod client;
+pub mod config;
+mod error;
+mod est;
+pub mod identity;
+pub mod limits;
+pub mod operator;
+pub mod pkcs7;
+mod rotation;
+mod server;
+pub mod tls;
+
+pub use config::{EnrollmentRules, Limits, ServerConfig};
+pub use error::{ApiError, StartError};
+pub use server::{
+    ADMIN_TOKEN_FILE, SERVER_URL_FILE, Server, ServerHandle, load_or_create_admin_token, run,
+    wait_for_signal,
+};

@@ -1,0 +1,155 @@
+//! The HTTP application: shared state, the router, and the request guards (rate limits, body
+//! limits with a deadline, content types).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_store::Store;
+
+use crate::auth::{AdminToken, Conn};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::identity::IdentityService;
+use crate::limits::RateLimiter;
+use crate::rotation::Rotations;
+
+/// Everything a handler needs; one per server, shared by `Arc`.
+pub(crate) struct AppState {
+    pub identity: IdentityService,
+    pub store: Store,
+    pub audit: Arc<Audit>,
+    pub config: ServerConfig,
+    pub admin: AdminToken,
+    pub per_source: RateLimiter<IpAddr>,
+    pub per_device: RateLimiter<String>,
+    /// Trusted intermediates and the root, DER (EST cacerts).
+    pub ca_certs: Vec<Vec<u8>>,
+    pub rotations: Rotations,
+    /// Batches claim-token redemptions into shared durable commits.
+    pub claims: ironroot_store::GroupCommitter,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// Builds the router.
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/.well-known/est/cacerts", get(crate::est::cacerts))
+        .route(
+            "/.well-known/est/simpleenroll",
+            post(crate::est::simpleenroll),
+        )
+        .route(
+            "/.well-known/est/simplereenroll",
+            post(crate::est::simplereenroll),
+        )
+        .route("/.well-known/est/csrattrs", get(crate::est::csrattrs))
+        .route("/api/v1/enroll", post(crate::est::json_enroll))
+        .route("/api/v1/reenroll", post(crate::est::json_reenroll))
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::operator::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+/// Per-source rate limit on every request, and the rotation hook: the first request made with
+/// a rotated-to certificate retires the previous one.
+async fn guard(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(conn) = req.extensions().get::<Conn>().cloned() else {
+        return ApiError::Internal.into_response();
+    };
+    if !state.per_source.allow(&conn.peer.ip(), Instant::now()) {
+        return ApiError::TooManyRequests.into_response();
+    }
+    if let Some(client) = &conn.client
+        && client.identity.kind() == ironroot_pki::PeerKind::Device
+    {
+        state
+            .rotations
+            .note_used(&state, client.identity.serial())
+            .await;
+    }
+    next.run(req).await
+}
+
+/// Reads the body within the request deadline and the size limit.
+pub(crate) async fn read_body(state: &AppState, body: Body, max: usize) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(
+        state.config.limits.request_timeout,
+        axum::body::to_bytes(body, max),
+    )
+    .await
+    {
+        Err(_) => Err(ApiError::Timeout),
+        Ok(Err(_)) => Err(ApiError::TooLarge),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// Refuses a request whose declared length is already over the limit, before reading it.
+pub(crate) fn check_length(headers: &HeaderMap, max: usize) -> Result<(), ApiError> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max as u64
+    {
+        return Err(ApiError::TooLarge);
+    }
+    Ok(())
+}
+
+/// The media type of a request, lowercased, without parameters.
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// Records a refused request in the audit log (reason class only; never a token or CSR).
+pub(crate) async fn audit_refusal(
+    state: &AppState,
+    event: &str,
+    actor: &str,
+    conn: &Conn,
+    device: Option<&str>,
+    reason: &str,
+) {
+    let mut e = Event::new(event, actor)
+        .source(conn.peer.to_string())
+        .outcome(Outcome::Denied)
+        .detail("reason", reason);
+    if let Some(d) = device {
+        e = e.subject("device", d);
+    }
+    if let Err(err) = state.audit.record(e).await {
+        log::error!("audit log write failed: {err}");
+    }
+}

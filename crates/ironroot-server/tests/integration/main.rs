@@ -1,0 +1,6 @@
+//! End-to-end tests of the provisioning server over real HTTPS, with curl and openssl as the
+//! clients, on SQLite and PostgreSQL.
+
+mod harness;
+mod provisioning;
+mod refusals;
