@@ -1,0 +1,196 @@
+//! Rate limiting: token buckets per connection (PUBLISH rate) and per source IP (new
+//! connections, checked before the TLS handshake so a flood costs no crypto).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::RateLimit;
+
+/// A token bucket.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    /// A refusal was already reported since the last admission.
+    reported: bool,
+}
+
+/// Decision of the [`SourceLimiter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Admit,
+    /// Refused; `report` is true for the first refusal after an admission (one event per burst).
+    Refuse {
+        report: bool,
+    },
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub(crate) fn new(limit: &RateLimit, now: Instant) -> Self {
+        TokenBucket {
+            tokens: limit.burst,
+            last: now,
+            reported: false,
+        }
+    }
+
+    fn refill(&mut self, limit: &RateLimit, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(limit.burst);
+        self.last = now;
+    }
+
+    /// Takes one token if available.
+    pub(crate) fn try_take(&mut self, limit: &RateLimit, now: Instant) -> bool {
+        self.refill(limit, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes one token, possibly going into debt; returns how long the caller must wait for
+    /// the token to be covered (zero when it was available). Debt is bounded by the callers'
+    /// own concurrency (each waiter holds one token of debt).
+    pub(crate) fn take_or_wait(&mut self, limit: &RateLimit, now: Instant) -> Duration {
+        self.refill(limit, now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 || limit.per_second <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / limit.per_second)
+        }
+    }
+
+    fn is_full(&mut self, limit: &RateLimit, now: Instant) -> bool {
+        self.refill(limit, now);
+        self.tokens >= limit.burst
+    }
+}
+
+/// New-connection rate per source IP.
+#[derive(Debug)]
+pub(crate) struct SourceLimiter {
+    limit: Option<RateLimit>,
+    max_sources: usize,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+impl SourceLimiter {
+    pub(crate) fn new(limit: Option<RateLimit>, max_sources: usize) -> Self {
+        SourceLimiter {
+            limit,
+            max_sources,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// May `ip` open another connection now?
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Admission {
+        let Some(limit) = &self.limit else {
+            return Admission::Admit;
+        };
+        let mut buckets = self.buckets.lock();
+        if !buckets.contains_key(&ip) && buckets.len() >= self.max_sources {
+            // Table full (a spoofing-free flood from very many addresses): drop idle entries
+            // first; if none is idle, refuse rather than grow without bound.
+            buckets.retain(|_, b| !b.is_full(limit, now));
+            if buckets.len() >= self.max_sources {
+                return Admission::Refuse { report: false };
+            }
+        }
+        let b = buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(limit, now));
+        if b.try_take(limit, now) {
+            b.reported = false;
+            Admission::Admit
+        } else {
+            Admission::Refuse {
+                report: !std::mem::replace(&mut b.reported, true),
+            }
+        }
+    }
+
+    /// Forgets addresses whose bucket has refilled (called periodically).
+    pub(crate) fn prune(&self, now: Instant) {
+        if let Some(limit) = &self.limit {
+            self.buckets.lock().retain(|_, b| !b.is_full(limit, now));
+        }
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.buckets.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let limit = RateLimit::new(10.0, 3.0);
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(&limit, t0);
+        assert!(b.try_take(&limit, t0));
+        assert!(b.try_take(&limit, t0));
+        assert!(b.try_take(&limit, t0));
+        assert!(!b.try_take(&limit, t0));
+        assert!(b.try_take(&limit, t0 + Duration::from_millis(100)));
+        assert!(!b.try_take(&limit, t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn waiting_bucket_schedules_in_order() {
+        let limit = RateLimit::new(10.0, 1.0);
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(&limit, t0);
+        assert_eq!(b.take_or_wait(&limit, t0), Duration::ZERO);
+        let w1 = b.take_or_wait(&limit, t0);
+        let w2 = b.take_or_wait(&limit, t0);
+        assert!((w1.as_secs_f64() - 0.1).abs() < 1e-9, "{w1:?}");
+        assert!((w2.as_secs_f64() - 0.2).abs() < 1e-9, "{w2:?}");
+    }
+
+    #[test]
+    fn source_limiter_is_per_ip_and_bounded() {
+        let lim = SourceLimiter::new(Some(RateLimit::new(1.0, 2.0)), 2);
+        let t0 = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        assert_eq!(lim.admit(a, t0), Admission::Admit);
+        assert_eq!(lim.admit(a, t0), Admission::Admit);
+        assert_eq!(
+            lim.admit(a, t0),
+            Admission::Refuse { report: true },
+            "third connection within the burst is refused"
+        );
+        assert_eq!(
+            lim.admit(a, t0),
+            Admission::Refuse { report: false },
+            "reported once per burst"
+        );
+        assert_eq!(
+            lim.admit(b, t0),
+            Admission::Admit,
+            "another address has its own bucket"
+        );
+        assert_eq!(
+            lim.admit(c, t0),
+            Admission::Refuse { report: false },
+            "table full of busy addresses"
+        );
+        lim.prune(t0 + Duration::from_secs(5));
+        assert_eq!(lim.tracked(), 0);
+        assert_eq!(lim.admit(c, t0 + Duration::from_secs(5)), Admission::Admit);
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests of ironroot-broker against real clients: mosquitto_pub / mosquitto_sub
+//! (Debian mosquitto-clients) and paho-mqtt (PyPI), with device certificates from a test CA
+//! generated at test time.
+
+mod harness;
+mod pki;
+
+mod allowed;
+mod conformance;
+mod enforcement;
+mod limits;
+mod raw;
+mod refusals;
+mod tls;
