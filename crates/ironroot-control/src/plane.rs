@@ -1,0 +1,335 @@
+//! [`MqttPlane`]: the broker of one node, driven by the registry.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use ironroot_audit::Audit;
+use ironroot_broker::{
+    BrokerBuilder, BrokerConfig, BrokerHandle, CertSerial, KickReason, Limits, PolicyScope, danger,
+    event_channel,
+};
+use ironroot_pki::{RevocationSet, Serial};
+use ironroot_store::{Change, ChangeKind, DeviceState, Store, StoreError};
+use tokio::task::JoinHandle;
+
+use crate::error::ControlError;
+use crate::registry::{RegistryPolicies, is_barred, load_devices, load_policies};
+use crate::tls::TlsIdentity;
+
+/// Undelivered broker events held for the audit log before new ones are dropped (and counted
+/// in `BrokerStats::events_dropped`).
+const EVENT_QUEUE: usize = 65_536;
+
+/// How long the follower waits before re-subscribing after a registry error.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What [`MqttPlane::start`] needs.
+#[non_exhaustive]
+pub struct MqttPlaneOptions {
+    /// The registry (SQLite or PostgreSQL): policies, devices, revoked certificates, change feed.
+    pub store: Store,
+    /// The audit log broker events are recorded in.
+    pub audit: Arc<Audit>,
+    /// The broker's server certificate and the CA device certificates must chain to.
+    pub tls: TlsIdentity,
+    /// Address of the mutual-TLS MQTT listener (8883; port 0 picks a free one).
+    pub mqtt_addr: SocketAddr,
+    /// Broker limits (packet size, rates, subscriptions ...).
+    pub limits: Limits,
+    /// Broker worker threads.
+    pub workers: usize,
+    /// Also listen in plaintext on 127.0.0.1 (ephemeral port) **without authentication**.
+    /// For local tests only; see [`ironroot_broker::danger::PlaintextListener`].
+    pub danger_plaintext_for_tests: bool,
+    /// Called with the device id and certificate serial (big-endian bytes) of every session
+    /// that connected with a certificate; `ironroot up` uses it so the first connection with
+    /// a rotated-to certificate retires the previous one. Must not block.
+    pub on_connect: Option<ConnectHook>,
+}
+
+impl std::fmt::Debug for MqttPlaneOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttPlaneOptions")
+            .field("mqtt_addr", &self.mqtt_addr)
+            .field("workers", &self.workers)
+            .field(
+                "danger_plaintext_for_tests",
+                &self.danger_plaintext_for_tests,
+            )
+            .field("on_connect", &self.on_connect.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// See [`MqttPlaneOptions::on_connect`].
+pub type ConnectHook = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+impl MqttPlaneOptions {
+    /// Options with the default limits, two workers and no plaintext listener.
+    pub fn new(store: Store, audit: Arc<Audit>, tls: TlsIdentity, mqtt_addr: SocketAddr) -> Self {
+        MqttPlaneOptions {
+            store,
+            audit,
+            tls,
+            mqtt_addr,
+            limits: Limits::default(),
+            workers: 2,
+            danger_plaintext_for_tests: false,
+            on_connect: None,
+        }
+    }
+}
+
+/// A running MQTT plane: the broker plus the tasks that keep it in step with the registry
+/// and feed its events into the audit log. Stop it with [`MqttPlane::shutdown`].
+#[derive(Debug)]
+pub struct MqttPlane {
+    broker: BrokerHandle,
+    revocations: Arc<RevocationSet>,
+    policies: Arc<RegistryPolicies>,
+    applied: Arc<AtomicI64>,
+    follower: JoinHandle<()>,
+    auditor: JoinHandle<()>,
+}
+
+impl MqttPlane {
+    /// Loads the registry (revoked certificates, policies, devices), starts the broker with
+    /// the CA's revocation-checking verifier, and starts following the change feed. Must run
+    /// inside a tokio runtime (the follower and the audit task are spawned on it).
+    pub async fn start(opts: MqttPlaneOptions) -> Result<MqttPlane, ControlError> {
+        let store = opts.store;
+        // Take the feed position before loading, so nothing committed meanwhile is missed.
+        let cursor = store.change_cursor_now().await?;
+        let revocations = Arc::new(RevocationSet::new());
+        load_revoked(&store, &revocations).await?;
+        let devices = load_devices(&store).await?;
+        let (device_policies, group_policies) = load_policies(&store).await?;
+        let policies = Arc::new(RegistryPolicies::new());
+        policies.install(&devices, device_policies, group_policies);
+
+        let verifier = opts.tls.verifier(revocations.clone())?;
+        let (sink, rx) = event_channel(EVENT_QUEUE);
+        let mut config = BrokerConfig::new(opts.mqtt_addr);
+        config.limits = opts.limits;
+        config.workers = opts.workers.max(1);
+        let mut builder = BrokerBuilder::new(config)
+            .tls_parts(ironroot_broker::tls::TlsParts {
+                chain: opts.tls.chain,
+                key: opts.tls.key,
+                verifier,
+            })
+            .policy(policies.clone())
+            .events(Arc::new(sink));
+        if opts.danger_plaintext_for_tests {
+            builder = builder.danger_plaintext_listener(danger::PlaintextListener {
+                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            });
+        }
+        let broker = builder.start()?;
+        for id in policies.quarantined() {
+            broker.set_quarantine(&id, true);
+        }
+        let applied = Arc::new(AtomicI64::new(cursor.0));
+        let auditor = tokio::spawn(crate::audit_sink::run(opts.audit, rx, opts.on_connect));
+        let follower = tokio::spawn(
+            Follower {
+                store,
+                broker: broker.clone(),
+                revocations: revocations.clone(),
+                policies: policies.clone(),
+                applied: applied.clone(),
+            }
+            .run(cursor),
+        );
+        Ok(MqttPlane {
+            broker,
+            revocations,
+            policies,
+            applied,
+            follower,
+            auditor,
+        })
+    }
+
+    /// Address of the mutual-TLS listener.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.broker
+            .local_addr()
+            .expect("the plane always starts the TLS listener")
+    }
+
+    /// Address of the `danger` plaintext listener, when enabled.
+    pub fn plaintext_addr(&self) -> Option<SocketAddr> {
+        self.broker.plaintext_addr()
+    }
+
+    /// The broker (counters, manual kicks).
+    pub fn broker(&self) -> &BrokerHandle {
+        &self.broker
+    }
+
+    /// The live revoked set the TLS verifier consults.
+    pub fn revocations(&self) -> &Arc<RevocationSet> {
+        &self.revocations
+    }
+
+    /// The policy provider (registry view of device states).
+    pub fn policies(&self) -> &Arc<RegistryPolicies> {
+        &self.policies
+    }
+
+    /// The change-feed position whose changes are enforced on the broker: every change up
+    /// to it has reached the revoked set and the live sessions.
+    pub fn applied_cursor(&self) -> ironroot_store::ChangeCursor {
+        ironroot_store::ChangeCursor(self.applied.load(Ordering::Acquire))
+    }
+
+    /// Stops following the registry, closes every connection, stops the broker, and records
+    /// the remaining broker events in the audit log.
+    pub async fn shutdown(self) {
+        self.follower.abort();
+        let _ = self.follower.await;
+        let broker = self.broker;
+        let _ = tokio::task::spawn_blocking(move || broker.shutdown()).await;
+        // The broker's event sink is dropped with the broker: the audit task drains and ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.auditor).await;
+    }
+}
+
+async fn load_revoked(store: &Store, set: &RevocationSet) -> Result<(), ControlError> {
+    let serials: Vec<Serial> = store
+        .revoked_certificates()
+        .await?
+        .into_iter()
+        .filter_map(|r| match Serial::from_hex(&r.serial) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!(
+                    "registry holds an unreadable revoked serial {:?}: {e}",
+                    r.serial
+                );
+                None
+            }
+        })
+        .collect();
+    set.revoke_many(serials);
+    Ok(())
+}
+
+/// Follows the change feed and applies each change to the broker.
+struct Follower {
+    store: Store,
+    broker: BrokerHandle,
+    revocations: Arc<RevocationSet>,
+    policies: Arc<RegistryPolicies>,
+    applied: Arc<AtomicI64>,
+}
+
+impl Follower {
+    async fn run(self, mut cursor: ironroot_store::ChangeCursor) {
+        loop {
+            match self.follow(&mut cursor).await {
+                Ok(()) => return,
+                Err(e) => {
+                    log::error!("MQTT plane: following the registry failed, retrying: {e}");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    async fn follow(&self, cursor: &mut ironroot_store::ChangeCursor) -> Result<(), ControlError> {
+        let mut sub = self.store.subscribe_changes(*cursor).await?;
+        loop {
+            let first = sub.next().await?;
+            // Coalesce a burst: take what is already buffered or immediately readable.
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match tokio::time::timeout(Duration::ZERO, sub.next()).await {
+                    Ok(change) => batch.push(change?),
+                    Err(_) => break,
+                }
+            }
+            self.apply(&batch).await?;
+            *cursor = sub.cursor();
+            self.applied.store(cursor.0, Ordering::Release);
+        }
+    }
+
+    /// Applies a batch of changes: revocations first (they matter most), then device
+    /// updates, then at most one policy reload.
+    async fn apply(&self, batch: &[Change]) -> Result<(), ControlError> {
+        let mut devices = HashSet::new();
+        let mut reload_policies = false;
+        for change in batch {
+            match change.kind {
+                ChangeKind::CertificateRevoked => self.revoke(&change.item),
+                ChangeKind::Device => {
+                    devices.insert(change.item.as_str());
+                }
+                ChangeKind::Policy | ChangeKind::Group => reload_policies = true,
+                _ => {}
+            }
+        }
+        let mut changed_facts = Vec::new();
+        for id in devices {
+            if self.device_changed(id).await? {
+                changed_facts.push(id);
+            }
+        }
+        if reload_policies {
+            let (d, g) = load_policies(&self.store).await?;
+            self.policies.set_policies(d, g);
+            self.broker.policy_changed(PolicyScope::All);
+        } else if !changed_facts.is_empty() {
+            self.broker
+                .policy_changed(PolicyScope::Devices(&changed_facts));
+        }
+        Ok(())
+    }
+
+    fn revoke(&self, serial: &str) {
+        match (Serial::from_hex(serial), CertSerial::from_hex(serial)) {
+            (Ok(s), Ok(c)) => {
+                self.revocations.revoke(s);
+                let cut = self.broker.revoke_serial(&c);
+                log::info!("certificate {serial} revoked: {cut} live connection(s) closed");
+            }
+            _ => log::error!("change feed names an unreadable serial {serial:?}"),
+        }
+    }
+
+    /// Re-reads one device and enforces its state; returns whether it is still allowed on the
+    /// broker (so its policies are re-evaluated).
+    async fn device_changed(&self, id: &str) -> Result<bool, ControlError> {
+        let device = match self.store.device(id).await {
+            Ok(d) => Some(d),
+            Err(StoreError::UnknownDevice(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let state = device.as_ref().map(|d| d.state);
+        let previous = self.policies.set_device(id, device);
+        match state {
+            Some(s) if is_barred(s) => {
+                self.broker.set_quarantine(id, false);
+                self.broker.kick(id, KickReason::Revoked);
+                Ok(false)
+            }
+            Some(DeviceState::Quarantined) => {
+                if previous != Some(DeviceState::Quarantined) {
+                    self.broker.set_quarantine(id, true);
+                }
+                Ok(true)
+            }
+            _ => {
+                if previous == Some(DeviceState::Quarantined) {
+                    self.broker.set_quarantine(id, false);
+                }
+                Ok(true)
+            }
+        }
+    }
+}

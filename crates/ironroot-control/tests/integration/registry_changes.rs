@@ -1,0 +1,189 @@
+//! Changes made by another process through the store reach live sessions within a second:
+//! revocation drops the session, quarantine narrows it, a policy change widens it.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ironroot_store::ChangeCursor;
+use serde_json::json;
+
+use crate::harness::{Db, Node, Paho, both_backends, evs, mosquitto, paho_spec, run, writer};
+
+both_backends!(
+    revocation_by_another_process_drops_the_live_session,
+    quarantine_and_policy_change_by_another_process_reach_live_sessions,
+);
+
+/// Waits until the plane has applied every change up to the store's current end; returns the
+/// wall-clock delay since the other process `committed`.
+async fn applied_within(node: &Node, committed: SystemTime, limit: Duration) -> Duration {
+    let target: ChangeCursor = node.store.change_cursor_now().await.unwrap();
+    let start = Instant::now();
+    while node.plane().applied_cursor() < target {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "change never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let waited = SystemTime::now().duration_since(committed).unwrap();
+    assert!(waited < limit, "change applied after {waited:?}");
+    waited
+}
+
+async fn revocation_by_another_process_drops_the_live_session(db: Db) {
+    let node = Node::start(db).await;
+    let a = node.device("dev-a").await;
+    let mut p = Paho::spawn(&paho_spec(
+        &node,
+        &a,
+        "dev-a",
+        5,
+        json!([
+            ["subscribe", "devices/dev-a/commands", 1],
+            ["wait_disconnect", 20]
+        ]),
+    ));
+    assert!(
+        p.wait(|v| v["ev"] == "suback", Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        p.seen
+    );
+    let committed = tokio::task::block_in_place(|| writer(&node.url, &["revoke", &a.serial]));
+    let (arrived, ev) = tokio::task::block_in_place(|| {
+        p.wait(|v| v["ev"] == "disconnect", Duration::from_secs(5))
+            .expect("session dropped")
+    });
+    // Wall-clock delay from the other process's commit to the client seeing the cut.
+    let delay = SystemTime::now().duration_since(committed).unwrap() - arrived.elapsed();
+    eprintln!(
+        "{db:?}: revocation → disconnect observed by the client after {delay:?} (rc {})",
+        ev["rc"]
+    );
+    assert!(delay < Duration::from_secs(1), "revocation took {delay:?}");
+    assert!(!node.plane().revocations().is_empty());
+
+    // The revoked certificate can no longer connect (TLS refuses it).
+    let out = tokio::task::block_in_place(|| {
+        let mut c = mosquitto("mosquitto_pub", &node, &a, "dev-a", true);
+        c.args(["-t", "devices/dev-a/telemetry", "-m", "x"]);
+        run(c)
+    });
+    assert_ne!(
+        out.code,
+        Some(0),
+        "revoked certificate connected: {}",
+        out.text
+    );
+    node.wait_audit(|e| {
+        e.event_type == "mqtt.kick"
+            && e.subject.id == "dev-a"
+            && e.details.get("reason").map(String::as_str) == Some("Revoked")
+    })
+    .await;
+    node.wait_audit(|e| {
+        e.event_type == "mqtt.certificate_rejected"
+            && e.details.get("claimed_cn").map(String::as_str) == Some("dev-a")
+    })
+    .await;
+    node.stop().await;
+}
+
+const BROADCAST: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":"iot:Subscribe","Resource":"topicfilter/fleet/broadcast"},
+  {"Effect":"Allow","Action":"iot:Receive","Resource":"topic/fleet/broadcast"}]}"#;
+
+async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db: Db) {
+    let node = Node::start(db).await;
+    let b = node.device("dev-b").await;
+    let c = node.device("dev-c").await;
+
+    // Quarantine: dev-b keeps its connection but may only publish its status topic.
+    let mut pb = Paho::spawn(&paho_spec(
+        &node,
+        &b,
+        "dev-b",
+        5,
+        json!([
+            ["publish", "devices/dev-b/telemetry", "before", 1, false],
+            ["sleep", 2.5],
+            ["publish", "devices/dev-b/telemetry", "after", 1, false],
+            ["publish", "devices/dev-b/status", "quarantined", 1, false],
+            ["disconnect"]
+        ]),
+    ));
+    // Policy change: dev-c is refused a subscription, then granted it once a policy is attached.
+    let mut pc = Paho::spawn(&paho_spec(
+        &node,
+        &c,
+        "dev-c",
+        5,
+        json!([
+            ["subscribe", "fleet/broadcast", 1],
+            ["sleep", 2.5],
+            ["subscribe", "fleet/broadcast", 1],
+            ["disconnect"]
+        ]),
+    ));
+    let committed = tokio::task::block_in_place(|| {
+        assert!(
+            pb.wait(|v| v["ev"] == "puback", Duration::from_secs(10))
+                .is_some(),
+            "{:?}",
+            pb.seen
+        );
+        assert!(
+            pc.wait(|v| v["ev"] == "suback", Duration::from_secs(10))
+                .is_some(),
+            "{:?}",
+            pc.seen
+        );
+        writer(&node.url, &["state", "dev-b", "quarantined"])
+    });
+    let q = applied_within(&node, committed, Duration::from_secs(1)).await;
+    let committed = tokio::task::block_in_place(|| {
+        writer(&node.url, &["put-policy", "broadcast", BROADCAST]);
+        writer(&node.url, &["attach-device", "broadcast", "dev-c"])
+    });
+    let pol = applied_within(&node, committed, Duration::from_secs(1)).await;
+    eprintln!(
+        "{db:?}: quarantine applied {q:?}, policy change applied {pol:?} after the other process committed"
+    );
+
+    let (lb, lc) = tokio::task::block_in_place(|| {
+        assert!(
+            pb.wait(|v| v["ev"] == "done", Duration::from_secs(15))
+                .is_some(),
+            "{:?}",
+            pb.seen
+        );
+        assert!(
+            pc.wait(|v| v["ev"] == "done", Duration::from_secs(15))
+                .is_some(),
+            "{:?}",
+            pc.seen
+        );
+        let strip = |s: &Vec<(Instant, serde_json::Value)>| {
+            s.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()
+        };
+        (strip(&pb.seen), strip(&pc.seen))
+    });
+    let pubacks: Vec<_> = evs(&lb, "puback").iter().map(|p| p["rc"].clone()).collect();
+    assert_eq!(
+        pubacks,
+        vec![json!(0), json!(135), json!(0)],
+        "quarantine: {lb:?}"
+    );
+    let subacks: Vec<_> = evs(&lc, "suback")
+        .iter()
+        .map(|s| s["codes"][0].clone())
+        .collect();
+    assert_eq!(subacks, vec![json!(135), json!(1)], "policy change: {lc:?}");
+    node.wait_audit(|e| {
+        e.event_type == "mqtt.denied"
+            && e.subject.id == "dev-b"
+            && e.details.get("topic").map(String::as_str) == Some("devices/dev-b/telemetry")
+    })
+    .await;
+    node.stop().await;
+}
