@@ -1,0 +1,86 @@
+//! rustls client configurations that trust only the ironroot root.
+
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::{AgentError, DeviceKey};
+
+/// The root certificate(s) the agent trusts: the ironroot root CA, from `ironroot ca chain`.
+#[derive(Clone, Debug)]
+pub struct TrustAnchor {
+    roots: Arc<RootCertStore>,
+}
+
+impl TrustAnchor {
+    /// Reads every certificate of a PEM bundle (e.g. `ironroot ca chain` output) as a trust
+    /// anchor. Intermediates in the bundle are harmless: the server sends its own chain.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, AgentError> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| AgentError::BadInput {
+                what: "CA chain",
+                reason: e.to_string(),
+            })?;
+            roots.add(cert).map_err(|e| AgentError::BadInput {
+                what: "CA chain",
+                reason: e.to_string(),
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(AgentError::BadInput {
+                what: "CA chain",
+                reason: "no certificate in it".into(),
+            });
+        }
+        Ok(Self {
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// A client configuration without a client certificate (EST with a claim token).
+    pub fn anonymous_client(&self) -> Result<Arc<ClientConfig>, AgentError> {
+        let cfg = builder()?
+            .with_root_certificates(self.roots.clone())
+            .with_no_client_auth();
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// The device's TLS identity: its certificate (and chain) and key, plus the trust anchor.
+#[derive(Debug)]
+pub struct DeviceTls {
+    config: Arc<ClientConfig>,
+}
+
+impl DeviceTls {
+    /// Builds a mutual-TLS client configuration from the device certificate chain (leaf first),
+    /// its key and the trust anchor.
+    pub fn new(
+        trust: &TrustAnchor,
+        chain: Vec<CertificateDer<'static>>,
+        key: &DeviceKey,
+    ) -> Result<Self, AgentError> {
+        let cfg = builder()?
+            .with_root_certificates(trust.roots.clone())
+            .with_client_auth_cert(chain, key.rustls_key())
+            .map_err(|e| AgentError::Tls(e.to_string()))?;
+        Ok(Self {
+            config: Arc::new(cfg),
+        })
+    }
+
+    /// The rustls configuration, shared by EST re-enrollment and MQTT.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+}
+
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, AgentError> {
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AgentError::Tls(e.to_string()))
+}
