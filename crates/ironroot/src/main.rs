@@ -10,7 +10,10 @@ mod cmd;
 /// ironroot: a chain of trust from a device's silicon to the cloud.
 ///
 /// Sign and verify MCUboot-compatible firmware, simulate secure boot, run a CA for device
-/// identities, and (soon) serve provisioning, mutual-TLS MQTT and signed updates from one binary.
+/// identities, and serve zero-touch provisioning (EST) and mutual-TLS MQTT with least-privilege
+/// policies and live revocation, every step in a tamper-evident audit log — from one binary.
+///
+/// New here? `ironroot demo` runs the whole chain on this machine and prints each command.
 #[derive(Debug, Parser)]
 #[command(name = "ironroot", version, propagate_version = true)]
 struct Cli {
@@ -23,9 +26,9 @@ enum Command {
     /// Certificate authority: create it, rotate the intermediate, export chain and CRLs.
     #[command(subcommand)]
     Ca(cmd::ca::CaCommand),
-    /// Check device policies (AWS IoT-style JSON) for errors and over-permissive grants.
+    /// Check, store and attach device policies (AWS IoT-style JSON); lint for risky grants.
     Policy(cmd::policy::PolicyArgs),
-    /// Register, list and inspect devices in the registry.
+    /// Devices: register, import, mint claim tokens, quarantine, release, revoke, decommission.
     Device(cmd::device::DeviceArgs),
     /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
     Firmware(cmd::firmware::FirmwareArgs),
@@ -33,6 +36,13 @@ enum Command {
     Boot(cmd::boot::BootArgs),
     /// Verify the tamper-evident audit log, show entries, and prove entries to third parties.
     Audit(cmd::audit::AuditArgs),
+    /// Run the mutual-TLS MQTT broker of a data directory (policies and revocations follow the registry).
+    Mqtt(cmd::mqtt::MqttArgs),
+    /// Run the whole chain of trust on this machine in one go, with embedded defaults.
+    Demo(cmd::demo::DemoArgs),
+    /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
+    /// MQTT broker; creates the CA on first start.
+    Up(cmd::up::UpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +54,9 @@ fn main() -> std::process::ExitCode {
         Command::Boot(args) => Ok(cmd::boot::run(args)),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Mqtt(args) => cmd::mqtt::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Up(args) => cmd::up::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

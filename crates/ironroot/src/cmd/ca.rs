@@ -14,6 +14,15 @@ use ironroot_pki::{
 };
 use time::{Duration, OffsetDateTime};
 
+use std::sync::Arc;
+
+use ironroot_audit::Audit;
+use ironroot_identity::{IdentityOptions, IdentityService, IssuePurpose, IssueRequest};
+use ironroot_pki::Serial;
+use ironroot_store::RevocationReason as StoreReason;
+
+use crate::cmd::device::StoreArgs;
+
 /// Manage the certificate authority: create it, rotate the intermediate, export the chain and CRLs.
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
@@ -34,9 +43,26 @@ pub enum CaCommand {
     RevokeIntermediate(RevokeCaArgs),
     /// Write the CA chain (trusted intermediates, then the root) for `openssl verify -CAfile`.
     Chain(ChainArgs),
-    /// Sign fresh CRLs (one per trusted intermediate, plus the root CRL) into one PEM file for
-    /// `openssl verify -crl_check_all -CRLfile`.
+    /// Sign fresh CRLs (one per trusted intermediate, listing every revoked device certificate
+    /// in the registry, plus the root CRL) into one PEM file for
+    /// `openssl verify -crl_check_all -CRLfile`. Also refreshes <data-dir>/pki/crl.pem.
     Crl(CrlArgs),
+    /// Issue a device certificate from a certificate signing request (CSR).
+    ///
+    /// The device must be registered (`ironroot device add`) and not revoked. Only the CSR's
+    /// public key (ECDSA P-256) is used; a CN in the CSR must equal --device. The certificate
+    /// is recorded in the registry and the audit log before it is written out; the device
+    /// moves from manufactured to provisioned on its first certificate.
+    ///
+    /// Example: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
+    /// -keyout dev.key -subj /CN=sensor-0001 -out dev.csr && ironroot ca issue --device
+    /// sensor-0001 --csr dev.csr --out dev.crt
+    Issue(IssueArgs),
+    /// Revoke one certificate (--serial) or a device and all its certificates (--device).
+    ///
+    /// Takes effect at once: running ironroot servers drop the certificate's sessions within
+    /// a second, and the CRL in <data-dir>/pki/crl.pem is re-signed.
+    Revoke(RevokeArgs),
     /// Issue a TLS server certificate (HTTPS, MQTT on 8883) for host names and IP addresses.
     ServerCert(ServerCertArgs),
 }
@@ -143,7 +169,7 @@ pub struct ChainArgs {
 #[derive(Debug, Args)]
 pub struct CrlArgs {
     #[command(flatten)]
-    dir: DataDirArg,
+    store: StoreArgs,
     #[command(flatten)]
     online: OnlineKeyArgs,
     /// Output file (default: standard output).
@@ -152,6 +178,59 @@ pub struct CrlArgs {
     /// Hours until relying parties must fetch a new CRL (nextUpdate).
     #[arg(long, default_value_t = 24)]
     next_update_hours: i64,
+}
+
+/// Arguments of `ca issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// Device id the certificate is for (registered with `ironroot device add`).
+    #[arg(long, value_name = "ID")]
+    device: String,
+    /// The certificate signing request, PEM or DER (at most 16 KiB).
+    #[arg(long, value_name = "CSR.pem")]
+    csr: PathBuf,
+    /// Where to write the certificate (PEM).
+    #[arg(long, value_name = "CERT.pem")]
+    out: PathBuf,
+    /// Also write the CA chain (intermediate, root) here.
+    #[arg(long, value_name = "CHAIN.pem")]
+    chain_out: Option<PathBuf>,
+}
+
+/// Arguments of `ca revoke`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["serial", "device"])))]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    online: OnlineKeyArgs,
+    /// Serial of the certificate, hex as `openssl x509 -serial` prints it.
+    #[arg(long, value_name = "HEX")]
+    serial: Option<String>,
+    /// Revoke this device (state: revoked) and every certificate it holds.
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
+    /// Reason: unspecified, key_compromise, affiliation_changed, superseded,
+    /// cessation_of_operation, privilege_withdrawn.
+    #[arg(long, default_value = "unspecified", value_parser = parse_reason)]
+    reason: StoreReason,
+}
+
+fn parse_reason(text: &str) -> Result<StoreReason, String> {
+    let name = text.replace('-', "_");
+    StoreReason::from_name(&name)
+        .filter(|r| *r != StoreReason::CaCompromise)
+        .ok_or_else(|| {
+            format!(
+                "unknown reason {text:?}; expected unspecified, key_compromise, affiliation_changed, \
+                 superseded, cessation_of_operation or privilege_withdrawn"
+            )
+        })
 }
 
 /// Arguments of `ca server-cert`.
@@ -216,19 +295,20 @@ pub fn run(cmd: CaCommand) -> Result<()> {
             let dir = CaDirectory::new(&a.dir.data_dir);
             output(a.out.as_deref(), dir.chain_pem(now)?.as_bytes())
         }
-        CaCommand::Crl(a) => {
-            let dir = CaDirectory::new(&a.dir.data_dir);
-            let online = dir.open_online(&online_secrets(&a.online, &dir)?, now)?;
-            // Device revocations live in the registry; until `ca revoke` is wired to it these
-            // CRLs list none. The root CRL (revoked CAs) is the one written by the root.
-            let crls = online.sign_crls(&[], now, Duration::hours(a.next_update_hours))?;
-            let mut text = String::new();
-            for crl in &crls {
-                text.push_str(&crl.pem());
-            }
-            text.push_str(&dir.root_crl_pem()?);
-            output(a.out.as_deref(), text.as_bytes())
-        }
+        CaCommand::Crl(a) => block_on(async move {
+            let mut options = IdentityOptions::new(&a.store.data_dir);
+            options.crl_lifetime = Duration::hours(a.next_update_hours);
+            let service = open_identity(&a.store, &a.online, options, true).await?;
+            // Every trusted intermediate's CRL with the registry's revoked device
+            // certificates, then the root CRL (revoked CAs), as written by the root.
+            service.write_crl().await?;
+            let text = fs::read(service.crl_path())
+                .with_context(|| format!("reading {}", service.crl_path().display()))?;
+            service.store().close().await;
+            output(a.out.as_deref(), &text)
+        }),
+        CaCommand::Issue(a) => block_on(issue(a)),
+        CaCommand::Revoke(a) => block_on(revoke(a)),
         CaCommand::ServerCert(a) => {
             let dir = CaDirectory::new(&a.dir.data_dir);
             let online = dir.open_online(&online_secrets(&a.online, &dir)?, now)?;
@@ -259,6 +339,115 @@ pub fn run(cmd: CaCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Actor recorded in the audit log for CLI operations.
+const CLI_ACTOR: &str = "operator:cli";
+
+fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+/// The identity service on the data directory's CA, the registry and the audit log.
+async fn open_identity(
+    store: &StoreArgs,
+    online: &OnlineKeyArgs,
+    options: IdentityOptions,
+    create: bool,
+) -> Result<IdentityService> {
+    let dir = CaDirectory::new(&store.data_dir);
+    let ca = dir.open_online(&online_secrets(online, &dir)?, OffsetDateTime::now_utc())?;
+    let registry = store.open(create).await?;
+    let audit = Audit::open_store(&registry, &store.data_dir)
+        .await
+        .context("cannot open the audit log")?;
+    Ok(IdentityService::open(ca, registry, Arc::new(audit), options).await?)
+}
+
+async fn issue(a: IssueArgs) -> Result<()> {
+    let device = DeviceId::parse(&a.device).context("--device")?;
+    let csr = fs::read(&a.csr).with_context(|| format!("reading {}", a.csr.display()))?;
+    let service = open_identity(
+        &a.store,
+        &a.online,
+        IdentityOptions::new(&a.store.data_dir),
+        false,
+    )
+    .await?;
+    let issued = service
+        .issue(IssueRequest {
+            device,
+            csr,
+            actor: CLI_ACTOR.to_owned(),
+            source: None,
+            purpose: IssuePurpose::Manual,
+        })
+        .await;
+    service.store().close().await;
+    let issued = issued?;
+    // Recorded and audited: only now does the certificate leave the process.
+    fs::write(&a.out, issued.pem()).with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "Issued a certificate for device {} (now {}):",
+        a.device, issued.device_state
+    );
+    println!("  serial       {}", issued.serial());
+    println!("  fingerprint  {}", issued.fingerprint());
+    println!("  valid until  {}", issued.not_after().date());
+    println!("  written to   {}", a.out.display());
+    if let Some(chain) = &a.chain_out {
+        fs::write(chain, &issued.chain_pem)
+            .with_context(|| format!("writing {}", chain.display()))?;
+        println!("  CA chain     {}", chain.display());
+    }
+    Ok(())
+}
+
+async fn revoke(a: RevokeArgs) -> Result<()> {
+    let service = open_identity(
+        &a.store,
+        &a.online,
+        IdentityOptions::new(&a.store.data_dir),
+        false,
+    )
+    .await?;
+    let result = async {
+        if let Some(serial) = &a.serial {
+            let serial = Serial::from_hex(serial)
+                .with_context(|| format!("--serial {serial:?} is not a hex serial number"))?;
+            let cert = service.revoke_serial(&serial, a.reason, CLI_ACTOR).await?;
+            println!(
+                "Revoked certificate {} of device {} ({}).",
+                cert.serial,
+                cert.device_id.as_deref().unwrap_or("-"),
+                a.reason
+            );
+        } else if let Some(device) = &a.device {
+            let id = DeviceId::parse(device).context("--device")?;
+            let certs = service.revoke_device_for(&id, a.reason, CLI_ACTOR).await?;
+            println!(
+                "Revoked device {device} and {} certificate(s):",
+                certs.len()
+            );
+            for c in &certs {
+                println!("  {}", c.serial);
+            }
+        }
+        let crl = service.write_crl().await?;
+        println!(
+            "Running servers drop these sessions within a second. CRL re-signed: {} (next update {}).",
+            service.crl_path().display(),
+            crl.next_update()
+        );
+        Ok(())
+    }
+    .await;
+    service.store().close().await;
+    result
 }
 
 fn init(a: InitArgs, now: OffsetDateTime) -> Result<()> {
@@ -362,7 +551,7 @@ fn pkcs11_pin(args: &OnlineKeyArgs) -> Result<Option<Pin>> {
     Ok(std::env::var("IRONROOT_PKCS11_PIN").ok().map(Pin::new))
 }
 
-fn online_secrets(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineSecrets> {
+pub(crate) fn online_secrets(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineSecrets> {
     Ok(OnlineSecrets {
         passphrase: online_passphrase(args, dir)?,
         pkcs11_pin: pkcs11_pin(args)?,

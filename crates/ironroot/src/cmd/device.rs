@@ -1,8 +1,11 @@
-//! `ironroot device …`: register, list and inspect devices.
+//! `ironroot device …`: register, list and inspect devices; mint claim tokens, revoke,
+//! decommission.
 //!
-//! Until the server exists these commands work directly on the data directory's database (or
-//! the PostgreSQL database named by `--database-url`); SQLite's locking lets them run beside a
-//! running server, whose change feed picks the changes up.
+//! When a server runs (`--server URL`, or `<data-dir>/server.url` written by `ironroot up`) the
+//! commands go through its operator API with the admin token (`<data-dir>/admin.token`), so
+//! every change is audited by the server. Without a server, `add`, `list` and `show` work
+//! directly on the data directory's database (or the PostgreSQL database named by
+//! `--database-url`); `import`, `claim`, `revoke` and `decommission` need the server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +35,16 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// URL of a running ironroot server (default: <data-dir>/server.url when `ironroot up`
+    /// runs there). Operator commands then go through its API.
+    #[arg(long, env = "IRONROOT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// File holding the operator token (default: <data-dir>/admin.token).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// CA chain the server certificate is checked against (default: <data-dir>/pki/chain.pem).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -76,7 +89,7 @@ pub struct DeviceArgs {
 }
 
 #[derive(Debug, Subcommand)]
-enum DeviceCommand {
+pub(crate) enum DeviceCommand {
     /// Register a device (state: manufactured) so it can later be provisioned.
     ///
     /// Example: ironroot device add sensor-0001 --group line-b --attr site=lyon
@@ -118,6 +131,58 @@ enum DeviceCommand {
         /// Device id.
         id: String,
     },
+    /// Register many devices from a CSV file (header: id[,groups][,owner][,attribute columns];
+    /// groups separated by ';') or a JSON array of {"id","groups","attributes","owner"}.
+    /// Needs the server.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file (.csv or .json).
+        file: PathBuf,
+    },
+    /// Mint a one-time claim token for a device and print it (shown once). The device enrolls
+    /// with HTTP Basic "ID:TOKEN" on /.well-known/est/simpleenroll. Needs the server.
+    Claim {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+        /// Token lifetime: seconds, or with a unit s, m, h, d (e.g. 15m).
+        #[arg(long, default_value = "15m", value_parser = parse_ttl)]
+        ttl: u64,
+    },
+    /// Revoke a device: every certificate it holds is revoked and it can no longer connect or
+    /// enroll. Needs the server.
+    Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+    },
+    /// Retire a device for good (revokes it first if needed). Needs the server.
+    Decommission {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+    },
+    /// Quarantine a device: it keeps its certificate, but the broker allows it nothing except
+    /// its own status topic (devices/ID/status), applied to a live session within a second.
+    /// Needs the server.
+    Quarantine {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+    },
+    /// Release a quarantined device: it becomes active and its policies apply again.
+    /// Needs the server.
+    Release {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+    },
 }
 
 fn parse_attr(text: &str) -> Result<(String, String), String> {
@@ -125,6 +190,30 @@ fn parse_attr(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}; use s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("invalid duration {text:?}"))
 }
 
 fn parse_state(text: &str) -> Result<DeviceState, String> {
@@ -144,6 +233,10 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some(out) = crate::cmd::device_remote::try_remote(&args.command).await? {
+            print!("{out}");
+            return Ok(());
+        }
         let mut out = String::new();
         match args.command {
             DeviceCommand::Add {
@@ -238,13 +331,22 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
                 }
                 store.close().await;
             }
+            DeviceCommand::Import { .. }
+            | DeviceCommand::Claim { .. }
+            | DeviceCommand::Quarantine { .. }
+            | DeviceCommand::Release { .. }
+            | DeviceCommand::Revoke { .. }
+            | DeviceCommand::Decommission { .. } => bail!(
+                "this command needs the running server: start `ironroot up --data-dir DIR` \
+                 (or pass --server URL)"
+            ),
         }
         print!("{out}");
         Ok(())
     })
 }
 
-fn write_details(
+pub(crate) fn write_details(
     out: &mut String,
     groups: &[String],
     attributes: &BTreeMap<String, String>,
@@ -295,7 +397,7 @@ fn write_table(out: &mut String, devices: &[ironroot_store::Device]) -> std::fmt
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp (proleptic Gregorian calendar).
-fn utc(secs: i64) -> String {
+pub(crate) fn utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (H. Hinnant's algorithm).

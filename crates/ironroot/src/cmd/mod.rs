@@ -3,6 +3,10 @@
 pub mod audit;
 pub mod boot;
 pub mod ca;
+pub mod demo;
 pub mod device;
+pub mod device_remote;
 pub mod firmware;
+pub mod mqtt;
 pub mod policy;
+pub mod up;

@@ -1,4 +1,6 @@
-//! `ironroot policy`: check MQTT authorization policies before they reach the broker.
+//! `ironroot policy`: check MQTT authorization policies, store them in the registry (versioned)
+//! and attach them to devices and groups. Registry changes are audited and reach running
+//! brokers through the change feed within a second.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -6,7 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use ironroot_audit::{Audit, Event, Outcome};
 use ironroot_policy::{LintCode, MAX_DOCUMENT_BYTES, PolicyDocument, Severity, builtin, lint};
+use ironroot_store::{PolicyTarget, Store, StoreError};
+
+use crate::cmd::device::StoreArgs;
 
 /// Work with AWS IoT-style device policies (who may connect, publish, subscribe, receive).
 #[derive(Debug, Args)]
@@ -36,12 +42,83 @@ enum PolicyCommand {
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
     },
+    /// Store a policy in the registry: version 1 for a new NAME, the next version otherwise.
+    ///
+    /// The document is validated first (size limit, actions, resources, variables); an
+    /// invalid one is refused with the field and line at fault and nothing is stored. Lint
+    /// findings are printed as warnings. The latest version is the one in force: running
+    /// brokers apply it to live sessions within a second. Audited (policy.create).
+    ///
+    /// Example: ironroot policy create telemetry-reader --file reader.json
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Policy name: 1-128 letters, digits and _+=,.@-
+        name: String,
+        /// The policy document (AWS IoT Core JSON syntax).
+        #[arg(long, value_name = "P.json")]
+        file: PathBuf,
+    },
+    /// Attach a stored policy to one device or to every device of a group. Audited.
+    ///
+    /// Example: ironroot policy attach telemetry-reader --device backend-1
+    Attach {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Policy name.
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Detach a policy from a device or group. Audited.
+    Detach {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Policy name.
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List stored policies with their latest version and attachments.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a stored policy: versions, attachments and the document in force.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Policy name.
+        name: String,
+    },
     /// Print a built-in policy (a starting point for your own).
     ShowBuiltin {
         /// Which built-in policy.
         #[arg(value_enum)]
         which: Builtin,
     },
+}
+
+/// `--device ID` or `--group G`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// A registered device id.
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
+    /// A device group (created if it does not exist yet).
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> PolicyTarget {
+        match (&self.device, &self.group) {
+            (Some(d), _) => PolicyTarget::Device(d.clone()),
+            (None, Some(g)) => PolicyTarget::Group(g.clone()),
+            (None, None) => unreachable!("clap requires --device or --group"),
+        }
+    }
 }
 
 /// Threshold for `lint --fail-on`.
@@ -94,6 +171,25 @@ fn lint_codes_help() -> String {
 pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Lint { file, fail_on } => run_lint(&file, fail_on),
+        PolicyCommand::Create { store, name, file } => registry(store, move |s, audit| {
+            Box::pin(create(s, audit, name, file))
+        }),
+        PolicyCommand::Attach {
+            store,
+            name,
+            target,
+        } => registry(store, move |s, audit| {
+            Box::pin(attach(s, audit, name, target.target(), true))
+        }),
+        PolicyCommand::Detach {
+            store,
+            name,
+            target,
+        } => registry(store, move |s, audit| {
+            Box::pin(attach(s, audit, name, target.target(), false))
+        }),
+        PolicyCommand::List { store } => registry(store, |s, _| Box::pin(list(s))),
+        PolicyCommand::Show { store, name } => registry(store, move |s, _| Box::pin(show(s, name))),
         PolicyCommand::ShowBuiltin { which } => {
             println!(
                 "{}",
@@ -145,6 +241,175 @@ fn run_lint(path: &Path, fail_on: FailOn) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+
+/// Opens the registry and the audit log of `args`, runs `job`, closes both.
+fn registry(args: StoreArgs, job: impl FnOnce(Store, Audit) -> Job) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let store = args.open(false).await?;
+        let audit = Audit::open_store(&store, &args.data_dir)
+            .await
+            .context("cannot open the audit log")?;
+        let result = job(store.clone(), audit).await;
+        store.close().await;
+        result.map(|()| ExitCode::SUCCESS)
+    })
+}
+
+fn operator() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("operator:{user}")
+}
+
+async fn audited(audit: &Audit, event: Event) -> anyhow::Result<()> {
+    audit
+        .record(event.source("cli"))
+        .await
+        .context("cannot record the change in the audit log")?;
+    Ok(())
+}
+
+async fn create(store: Store, audit: Audit, name: String, file: PathBuf) -> anyhow::Result<()> {
+    let shown = file.display().to_string();
+    let bytes = read_limited(&file).with_context(|| format!("cannot read {shown}"))?;
+    let event = Event::new("policy.create", operator()).subject("policy", &name);
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(_) => {
+            audited(
+                &audit,
+                event.outcome(Outcome::Failure).detail("error", "not UTF-8"),
+            )
+            .await?;
+            anyhow::bail!("{shown}: a policy document must be UTF-8 JSON");
+        }
+    };
+    match store.put_policy(&name, &text).await {
+        Ok(v) => {
+            audited(
+                &audit,
+                event
+                    .detail("version", v.version.to_string())
+                    .detail("file", &shown),
+            )
+            .await?;
+            println!("stored policy {name} version {}", v.version);
+            if let Ok(doc) = PolicyDocument::parse(&text) {
+                for f in lint(&doc) {
+                    println!("  {}[{}]: {}", f.severity, f.code, f.message);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let refused = matches!(
+                e,
+                StoreError::InvalidPolicy { .. } | StoreError::InvalidInput { .. }
+            );
+            audited(
+                &audit,
+                event
+                    .outcome(Outcome::Failure)
+                    .detail("error", e.to_string()),
+            )
+            .await?;
+            if refused {
+                anyhow::bail!("{shown}: {e}");
+            }
+            Err(anyhow::Error::new(e).context("cannot store the policy"))
+        }
+    }
+}
+
+async fn attach(
+    store: Store,
+    audit: Audit,
+    name: String,
+    target: PolicyTarget,
+    attach: bool,
+) -> anyhow::Result<()> {
+    let (kind, id) = match &target {
+        PolicyTarget::Device(d) => ("device", d.clone()),
+        PolicyTarget::Group(g) => ("group", g.clone()),
+        _ => ("other", String::new()),
+    };
+    let verb = if attach { "attach" } else { "detach" };
+    let event = Event::new(format!("policy.{verb}"), operator())
+        .subject("policy", &name)
+        .detail("target_kind", kind)
+        .detail("target", &id);
+    let result = if attach {
+        store.attach_policy(&name, &target).await
+    } else {
+        store.detach_policy(&name, &target).await
+    };
+    match result {
+        Ok(changed) => {
+            audited(&audit, event.detail("changed", changed.to_string())).await?;
+            match (attach, changed) {
+                (true, true) => println!("attached policy {name} to {target}"),
+                (true, false) => println!("policy {name} was already attached to {target}"),
+                (false, true) => println!("detached policy {name} from {target}"),
+                (false, false) => println!("policy {name} was not attached to {target}"),
+            }
+            Ok(())
+        }
+        Err(e) => {
+            audited(
+                &audit,
+                event
+                    .outcome(Outcome::Failure)
+                    .detail("error", e.to_string()),
+            )
+            .await?;
+            Err(anyhow::Error::new(e).context(format!("cannot {verb} policy {name}")))
+        }
+    }
+}
+
+fn targets(p: &ironroot_store::Policy) -> String {
+    if p.attachments.is_empty() {
+        return "(not attached)".into();
+    }
+    p.attachments
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn list(store: Store) -> anyhow::Result<()> {
+    let policies = store.list_policies().await?;
+    if policies.is_empty() {
+        println!("no policies stored (every device has the built-in default device policy)");
+    }
+    for p in policies {
+        println!("{}  v{}  {}", p.latest.name, p.latest.version, targets(&p));
+    }
+    Ok(())
+}
+
+async fn show(store: Store, name: String) -> anyhow::Result<()> {
+    let p = store.policy(&name).await?;
+    println!("policy:      {}", p.latest.name);
+    println!(
+        "versions:    {} (in force: v{})",
+        p.versions
+            .iter()
+            .map(|v| format!("v{v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        p.latest.version
+    );
+    println!("attached to: {}", targets(&p));
+    println!("{}", p.latest.document);
+    Ok(())
 }
 
 /// Reads at most one byte more than a policy may have, so a huge file is not loaded.

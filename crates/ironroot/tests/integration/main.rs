@@ -4,6 +4,10 @@
 mod audit;
 mod boot;
 mod ca;
+mod ca_identity;
+mod demo;
 mod device;
 mod firmware;
+mod mqtt;
 mod policy;
+mod up;
