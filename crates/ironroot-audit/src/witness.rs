@@ -63,8 +63,14 @@ impl WitnessFile {
         .expect("witness read task does not panic")
     }
 
-    /// Replaces the file atomically and durably: write a temporary file, fsync it, rename it
-    /// over the witness, fsync the directory.
+    /// Replaces the file atomically and durably with `note`, unless it already holds a
+    /// checkpoint for a tree at least as large: write a temporary file, fsync it, rename it over
+    /// the witness, fsync the directory.
+    ///
+    /// Several processes may append to one log (a server and `ironroot policy create` beside
+    /// it), so the whole read-compare-replace runs under an exclusive lock on `<path>.lock`:
+    /// two writers never share the temporary file, and a slow writer never moves the witness
+    /// back to an older checkpoint than a faster one already wrote.
     pub async fn write(&self, note: &str) -> Result<(), WitnessError> {
         let path = self.path.clone();
         let note = note.to_owned();
@@ -73,6 +79,21 @@ impl WitnessFile {
                 path: path.clone(),
                 source,
             };
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path.with_extension("lock"))
+                .map_err(io)?;
+            lock.lock().map_err(io)?;
+            if let (Some(new), Ok(current)) = (note_size(&note), std::fs::read(&path))
+                && std::str::from_utf8(&current)
+                    .ok()
+                    .and_then(note_size)
+                    .is_some_and(|current| current >= new)
+            {
+                return Ok(());
+            }
             let tmp = path.with_extension("tmp");
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
             f.write_all(note.as_bytes()).map_err(io)?;
@@ -84,9 +105,61 @@ impl WitnessFile {
                     .and_then(|d| d.sync_all())
                     .map_err(io)?;
             }
+            // The lock is released when `lock` is dropped.
             Ok(())
         })
         .await
         .expect("witness write task does not panic")
+    }
+}
+
+/// The tree size a checkpoint note states (its second line), without checking the signature:
+/// only used to keep the witness from moving backwards, never to trust a checkpoint.
+fn note_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(size: u64) -> String {
+        format!("example.com/log\n{size}\nAAAA\n\n\u{2014} example.com/log sig\n")
+    }
+
+    #[tokio::test]
+    async fn witness_never_moves_back_to_a_smaller_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = WitnessFile::new(dir.path().join("witness"));
+        assert_eq!(w.read().await.unwrap(), None);
+        w.write(&note(5)).await.unwrap();
+        w.write(&note(7)).await.unwrap();
+        // A slower writer of the same log arrives late with an older checkpoint.
+        w.write(&note(6)).await.unwrap();
+        assert_eq!(w.read().await.unwrap().unwrap(), note(7));
+        w.write(&note(8)).await.unwrap();
+        assert_eq!(w.read().await.unwrap().unwrap(), note(8));
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_leave_the_largest_checkpoint_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = WitnessFile::new(dir.path().join("witness"));
+        let mut tasks = Vec::new();
+        for size in 1..=64u64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move { w.write(&note(size)).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(w.read().await.unwrap().unwrap(), note(64));
+    }
+
+    #[test]
+    fn size_is_read_from_the_second_line_only() {
+        assert_eq!(note_size(&note(42)), Some(42));
+        assert_eq!(note_size("origin\nnot a number\n"), None);
+        assert_eq!(note_size(""), None);
     }
 }

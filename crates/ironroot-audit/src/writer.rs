@@ -241,12 +241,42 @@ impl Audit {
     }
 }
 
+/// How long [`load_state`] waits for the witness of a log whose first batch another process
+/// has just committed: that writer writes the witness right after its commit, so a witness
+/// that stays missing for longer was removed.
+const WITNESS_MISSING_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Reads and checks the stored state; returns the right edge of the stored tree.
 async fn load_state<S: LogStorage>(
     storage: &Arc<S>,
     verifier: &NoteVerifier,
     config: &AuditConfig,
 ) -> Result<RightEdge, OpenError> {
+    let started = std::time::Instant::now();
+    loop {
+        match load_state_once(storage, verifier, config).await {
+            Err(OpenError::WitnessMissing(_)) if started.elapsed() < WITNESS_MISSING_PATIENCE => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One attempt of [`load_state`].
+async fn load_state_once<S: LogStorage>(
+    storage: &Arc<S>,
+    verifier: &NoteVerifier,
+    config: &AuditConfig,
+) -> Result<RightEdge, OpenError> {
+    // The witness is read before the database. Every writer commits before it writes the
+    // witness, so a witness read first is never ahead of a database read after it, even while
+    // another process appends; read the other way round, such an append in between would look
+    // exactly like a rollback.
+    let witness_note = match &config.witness {
+        Some(witness) => witness.read().await?,
+        None => None,
+    };
     let (size, root) = match storage.latest_checkpoint().await? {
         None => (0, None),
         Some(CheckpointRow { size, note }) => {
@@ -273,7 +303,7 @@ async fn load_state<S: LogStorage>(
         return Err(OpenError::TreeMismatch { size });
     }
     if let Some(witness) = &config.witness {
-        match witness.read().await? {
+        match witness_note {
             Some(note) => {
                 let w =
                     SignedCheckpoint::verify_note(&note, verifier).map_err(OpenError::Witness)?;

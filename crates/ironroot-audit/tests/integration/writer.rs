@@ -15,6 +15,7 @@ on_every_backend!(
     receipts_prove_inclusion_and_checkpoints_prove_consistency,
     a_failed_commit_writes_nothing_and_the_writer_recovers,
     two_writers_on_one_database_take_turns,
+    opening_beside_a_busy_writer_is_never_taken_for_a_rollback,
     missing_witness_blocks_opening_a_non_empty_log,
     reopening_continues_the_same_tree,
 );
@@ -140,6 +141,34 @@ async fn two_writers_on_one_database_take_turns(log: &mut TestLog) {
     all.sort_unstable();
     assert_eq!(all, (30..90).collect::<Vec<_>>());
     assert_eq!(log.verify(vec![]).await.unwrap(), 90);
+}
+
+async fn opening_beside_a_busy_writer_is_never_taken_for_a_rollback(log: &mut TestLog) {
+    // A server appends with its witness while a CLI command opens the same log (CI saw
+    // `ironroot policy create` refused with "the database was rolled back" once, when the
+    // witness was read after the database and an append landed in between).
+    let busy = log.open_writer(true).await;
+    let appending = async {
+        let mut last = 0;
+        for i in 0..200 {
+            last = busy.record(event(i)).await.unwrap().index;
+        }
+        last
+    };
+    let opening = async {
+        for i in 0..40u64 {
+            let cli = log.try_open_writer(true).await.unwrap_or_else(|e| {
+                panic!("open #{i} beside a busy writer failed: {e}");
+            });
+            cli.record(event(1000 + i)).await.unwrap();
+        }
+    };
+    let (last, ()) = tokio::join!(appending, opening);
+    assert!(last >= 199);
+    let witness = log.witness().read().await.unwrap().unwrap();
+    // The witness holds the final tree, never an older one left by a slower writer.
+    assert_eq!(log.verify(vec![witness.clone()]).await.unwrap(), 240);
+    assert!(witness.lines().nth(1) == Some("240"), "{witness}");
 }
 
 async fn missing_witness_blocks_opening_a_non_empty_log(log: &mut TestLog) {
