@@ -121,6 +121,19 @@ pub fn operator_actor(conn: &Conn, headers: &HeaderMap, token: &AdminToken) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn basic_credentials_round_trip(user in "[^:]{0,40}", password in ".{0,80}") {
+            crate::fuzzing::check_basic_round_trip(&user, &password);
+        }
+
+        #[test]
+        fn any_header_value_gives_credentials_or_nothing(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            crate::fuzzing::basic_auth(&raw);
+        }
+    }
 
     #[test]
     fn admin_token_compares_exactly() {

@@ -184,7 +184,7 @@ impl Client {
     }
 }
 
-fn parse_response(raw: &[u8]) -> Result<Response, ClientError> {
+pub(crate) fn parse_response(raw: &[u8]) -> Result<Response, ClientError> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -222,9 +222,63 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Sends `body` chunked (chunk sizes taken in turn from `sizes`, 0 meaning 1) and checks
+/// that [`parse_response`] returns it whole (shared by the property tests and the fuzz target).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn check_chunked_round_trip(body: &[u8], sizes: &[usize]) {
+    let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut rest = body;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = sizes
+            .get(i % sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .max(1);
+        let (chunk, tail) = rest.split_at(n.min(rest.len()));
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+        rest = tail;
+        i += 1;
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = parse_response(&raw).expect("a well-formed chunked response parses");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_bytes_give_a_response_or_an_error(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(r) = parse_response(&raw) {
+                prop_assert!(r.body.len() <= raw.len());
+            }
+        }
+
+        #[test]
+        fn chunked_bodies_come_back_whole(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            sizes in proptest::collection::vec(0usize..300, 1..8),
+        ) {
+            check_chunked_round_trip(&body, &sizes);
+        }
+
+        #[test]
+        fn truncated_chunked_bodies_are_errors(body in proptest::collection::vec(any::<u8>(), 1..512), cut in 1usize..64) {
+            let mut raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            raw.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            raw.extend_from_slice(&body);
+            let cut = cut.min(body.len());
+            raw.truncate(raw.len() - cut);
+            prop_assert!(parse_response(&raw).is_err());
+        }
+    }
 
     #[test]
     fn parses_plain_and_chunked_responses() {

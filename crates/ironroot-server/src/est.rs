@@ -403,23 +403,27 @@ async fn est_enroll(
 ) -> Response {
     let csr = match est_body(&state, &headers, body).await {
         Ok(c) => c,
-        Err(e) => {
-            audit_refusal(
-                &state,
-                "provision.failed",
-                "unknown",
-                &conn,
-                None,
-                &e.to_string(),
-            )
-            .await;
-            return e.into_response();
-        }
+        Err(e) => return refuse_unread(&state, &conn, e).await,
     };
     match enroll(&state, &conn, basic(&headers), csr, mode).await {
         Ok(issued) => pkcs7_response(&[issued.der()], true),
         Err(e) => e.into_response(),
     }
+}
+
+/// Refuses a request whose body could not be read or parsed (so no device is known yet), and
+/// audits the refusal.
+async fn refuse_unread(state: &Shared, conn: &Conn, e: ApiError) -> Response {
+    audit_refusal(
+        state,
+        "provision.failed",
+        "unknown",
+        conn,
+        None,
+        &e.to_string(),
+    )
+    .await;
+    e.into_response()
 }
 
 /// `POST /.well-known/est/simpleenroll`.
@@ -477,18 +481,7 @@ async fn json_common(
     .await;
     let req = match parsed {
         Ok(r) => r,
-        Err(e) => {
-            audit_refusal(
-                &state,
-                "provision.failed",
-                "unknown",
-                &conn,
-                None,
-                &e.to_string(),
-            )
-            .await;
-            return e.into_response();
-        }
+        Err(e) => return refuse_unread(&state, &conn, e).await,
     };
     let csr = if req.csr.contains("-----BEGIN") {
         req.csr.into_bytes()

@@ -23,6 +23,8 @@ pub mod client;
 pub mod config;
 mod error;
 mod est;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod identity;
 pub mod limits;
 pub mod operator;

@@ -172,12 +172,15 @@ pub struct ImportResult {
 
 /// Parses the CSV import format: a header line naming the columns, `id` required; `groups`
 /// (separated by `;`) and `owner` optional; every other column becomes an attribute. Fields
-/// may not contain commas or quotes (device ids and attributes never need them).
-fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
+/// may not contain commas, quotes or control characters (device ids and attributes never need
+/// them); the store checks each value's syntax again when the device is added.
+pub(crate) fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .ok_or("empty CSV")?
+    let first = lines.next().ok_or("empty CSV")?;
+    if first.chars().any(char::is_control) {
+        return Err("line 1: control character in the header".to_owned());
+    }
+    let header: Vec<String> = first
         .split(',')
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
@@ -189,6 +192,9 @@ fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
     for (n, line) in lines.enumerate() {
         if line.contains('"') {
             return Err(format!("line {}: quoted fields are not supported", n + 2));
+        }
+        if line.chars().any(char::is_control) {
+            return Err(format!("line {}: control character in a field", n + 2));
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != header.len() {
@@ -588,6 +594,31 @@ async fn change_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_gives_devices_or_a_one_line_error(text in "[a-zA-Z0-9 ,;\"\r\n\t\u{7}_.:-]{0,400}") {
+            crate::fuzzing::check_csv(&text);
+        }
+
+        #[test]
+        fn id_first_csv_keeps_every_row(ids in proptest::collection::vec("[a-z0-9-]{1,20}", 1..40)) {
+            let text = format!("id,site\n{}", ids.iter().map(|i| format!("{i},x\n")).collect::<String>());
+            let devices = parse_csv(&text).unwrap();
+            let got: Vec<&str> = devices.iter().map(|d| d.id.as_str()).collect();
+            prop_assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
+            crate::fuzzing::check_csv(&text);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_line() {
+        let e = parse_csv("id,site\nd-1,a\rb\n").unwrap_err();
+        assert_eq!(e, "line 2: control character in a field");
+        assert!(parse_csv("id,si\u{7}te\nd-1,x\n").is_err());
+        crate::fuzzing::check_csv("id,x\na\rb,c\u{7}d\n");
+    }
 
     #[test]
     fn csv_columns_map_to_fields() {
