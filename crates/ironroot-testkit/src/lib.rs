@@ -8,6 +8,9 @@
 //! that `.ci/run` creates), then `$PATH`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "pg")]
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use ironroot_audit::storage::{AppendBatch, CheckpointRow, StoredLeaf};
 use ironroot_audit::tile::{RightEdge, Tile, TileId};
@@ -15,8 +14,9 @@ use ironroot_audit::{
     Outcome, SqlStorage, StorageError, Timestamp, VerifyError, VerifyOptions, WitnessFile,
     leaf_hash, verify_log,
 };
-use ironroot_store::sqlx::{self, AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+use ironroot_store::sqlx::{self, AssertSqlSafe, Executor as _};
 use ironroot_store::{Store, StoreOptions, on_backend};
+use ironroot_testkit::pg::{self, Database as PgDatabase};
 
 pub const ORIGIN: &str = "ironroot.test/audit";
 
@@ -97,97 +97,9 @@ impl LogStorage for AnyStorage {
     }
 }
 
-pub fn pg_admin_url() -> String {
-    std::env::var("IRONROOT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-async fn pg_admin() -> PgConnection {
-    let url = pg_admin_url();
-    PgConnection::connect(&url).await.unwrap_or_else(|err| {
-        panic!(
-            "PostgreSQL is required for the audit log tests but {url} is unreachable: {err}\n\
-             start it (or set IRONROOT_TEST_PG to a reachable server) — `bash .ci/run` does both"
-        )
-    })
-}
-
-/// `admin_url` with its database name replaced.
-pub fn with_database(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin_url, None),
-    };
-    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-fn unique_name() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "ironroot_audit_test_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A throwaway PostgreSQL database, dropped (even when the test panics) when this is dropped.
-pub struct PgDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Self {
-        let name = unique_name();
-        pg_admin()
-            .await
-            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create throwaway database");
-        let url = with_database(&pg_admin_url(), &name);
-        PgDatabase { name, url }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        // Drop runs outside async code (and maybe during a panic): use a thread of its own.
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    pg_admin()
-                        .await
-                        .execute(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await
-                        .map(|_| ())
-                })
-        })
-        .join();
-        if !std::thread::panicking() {
-            dropped
-                .expect("drop thread")
-                .expect("drop throwaway database");
-        }
-    }
+/// A throwaway PostgreSQL database, dropped with the test.
+pub async fn pg_database() -> PgDatabase {
+    PgDatabase::create("ironroot_audit_test").await
 }
 
 /// A value bound to a tamper statement.
@@ -230,7 +142,7 @@ impl TestLog {
                 None,
             ),
             Kind::Postgres => {
-                let db = PgDatabase::create().await;
+                let db = pg_database().await;
                 let store = Store::open_with(&db.url, StoreOptions::default())
                     .await
                     .expect("open postgres store");
@@ -682,7 +594,7 @@ impl TestLog {
             Backup::Postgres(copy) => {
                 self.close_store().await;
                 let name = self.pg.as_ref().unwrap().name.clone();
-                let mut admin = pg_admin().await;
+                let mut admin = pg::admin().await;
                 admin
                     .execute(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
                     .await
@@ -753,15 +665,3 @@ macro_rules! on_every_backend {
     };
 }
 pub(crate) use on_every_backend;
-
-#[test]
-fn database_name_replacement_keeps_the_rest_of_the_url() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/postgres", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/db?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
-}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ironroot_audit::{Audit, AuditDir, Event, LogStorage, SqlStorage, VerifyOptions, verify_log};
 use ironroot_store::Store;
 
-use crate::backend::PgDatabase;
+use crate::backend::pg_database;
 
 /// One acknowledged append: index → (task, seq).
 type Acked = BTreeMap<u64, (u64, u64)>;
@@ -151,6 +151,6 @@ async fn sigkill_during_heavy_appends_loses_no_acknowledged_entry_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_heavy_appends_loses_no_acknowledged_entry_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let db = PgDatabase::create().await;
+    let db = pg_database().await;
     crash_rounds(dir.path(), Some(&db.url)).await;
 }

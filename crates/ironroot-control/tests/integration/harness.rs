@@ -14,8 +14,8 @@ use ironroot_pki::{
     CaDirectory, DeviceId, HierarchyPolicy, InitOptions, IssuancePolicy, KdfParams,
     OnlineKeyBackend, OnlineSecrets, Passphrase,
 };
-use ironroot_store::sqlx::{Connection as _, Executor as _, PgConnection};
 use ironroot_store::{CertificateKind, DeviceState, NewCertificate, NewDevice, Store};
+use ironroot_testkit::pg;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -42,18 +42,6 @@ pub struct DeviceFiles {
 
 const PASS: &str = "correct horse battery staple";
 
-fn pg_admin_url() -> String {
-    std::env::var("IRONROOT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-async fn pg_admin() -> PgConnection {
-    let url = pg_admin_url();
-    PgConnection::connect(&url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is required for these tests but {url} is unreachable: {e}; set IRONROOT_TEST_PG or run .ci/run")
-    })
-}
-
 impl Node {
     /// A data directory with a CA and registry on `db`, and a running plane.
     pub async fn start(db: Db) -> Node {
@@ -78,24 +66,8 @@ impl Node {
                 None,
             ),
             Db::Postgres => {
-                let name = format!(
-                    "ironroot_control_{}_{}",
-                    std::process::id(),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_nanos()
-                );
-                pg_admin()
-                    .await
-                    .execute(ironroot_store::sqlx::AssertSqlSafe(format!(
-                        "CREATE DATABASE {name}"
-                    )))
-                    .await
-                    .unwrap();
-                let base = pg_admin_url();
-                let cut = base.rfind('/').unwrap();
-                (format!("{}/{name}", &base[..cut]), Some(name))
+                let (url, name) = pg::create_database("ironroot_control").await;
+                (url, Some(name))
             }
         };
         let store = match db {
@@ -220,13 +192,7 @@ impl Node {
         }
         self.store.close().await;
         if let Some(name) = self.pg_name.take() {
-            pg_admin()
-                .await
-                .execute(ironroot_store::sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await
-                .unwrap();
+            pg::drop_database(&name).await;
         }
     }
 }

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use ironroot_audit::{Audit, AuditDir, Event, LogStorage as _, SqlStorage, VerifyOptions};
 use ironroot_identity::{IdentityOptions, IdentityService, IssuePurpose, IssueRequest};
@@ -14,8 +13,8 @@ use ironroot_pki::{
     CaDirectory, DeviceId, HierarchyPolicy, InitOptions, KdfParams, OnlineCa, OnlineKeyBackend,
     OnlineSecrets, Passphrase,
 };
-use ironroot_store::sqlx::{Connection as _, Executor as _, PgConnection};
 use ironroot_store::{NewDevice, Store};
+use ironroot_testkit::pg;
 use ironroot_testkit::{run, run_ok, tool};
 use time::OffsetDateTime;
 
@@ -188,75 +187,6 @@ pub fn openssl_text(cert: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-pub fn pg_admin_url() -> String {
-    std::env::var("IRONROOT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-async fn pg_admin() -> PgConnection {
-    let url = pg_admin_url();
-    PgConnection::connect(&url).await.unwrap_or_else(|err| {
-        panic!(
-            "PostgreSQL is required for the identity tests but {url} is unreachable: {err}\n\
-             start it (or set IRONROOT_TEST_PG to a reachable server) — `bash .ci/run` does both"
-        )
-    })
-}
-
-/// `admin_url` with its database name replaced.
-pub fn with_database(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin_url, None),
-    };
-    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-fn unique_name() -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "ironroot_identity_test_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Creates a throwaway PostgreSQL database; returns (url, name).
-pub async fn create_pg_database() -> (String, String) {
-    let name = unique_name();
-    pg_admin()
-        .await
-        .execute(ironroot_store::sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {name}"
-        )))
-        .await
-        .expect("create throwaway database");
-    (with_database(&pg_admin_url(), &name), name)
-}
-
-pub async fn drop_pg_database(name: &str) {
-    pg_admin()
-        .await
-        .execute(ironroot_store::sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .expect("drop throwaway database");
-}
-
 /// Runs `body` on a fresh environment of `db`, cleans up, and re-raises the body's panic.
 pub async fn run_on<F, Fut>(db: Db, body: F)
 where
@@ -275,7 +205,7 @@ where
             None,
         ),
         Db::Postgres => {
-            let (url, name) = create_pg_database().await;
+            let (url, name) = pg::create_database("ironroot_identity_test").await;
             (url, Some(name))
         }
     };
@@ -291,7 +221,7 @@ where
     let outcome = tokio::spawn(body(env)).await;
     store.close().await;
     if let Some(name) = pg_name {
-        drop_pg_database(&name).await;
+        pg::drop_database(&name).await;
     }
     drop(tmp);
     if let Err(err) = outcome {

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ironroot_audit::{Event, Outcome};
@@ -14,8 +13,8 @@ use ironroot_pki::{
     Passphrase, verify_csr,
 };
 use ironroot_server::{Limits, Server, ServerConfig, ServerHandle};
-use ironroot_store::sqlx::{Connection as _, Executor as _, PgConnection};
 use ironroot_store::{Store, on_backend, sqlx};
+use ironroot_testkit::pg;
 
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,27 +29,6 @@ pub struct Fixture {
     pub server: Option<ServerHandle>,
     pub admin_token: String,
     pub pg_name: Option<String>,
-}
-
-fn pg_admin_url() -> String {
-    std::env::var("IRONROOT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-async fn pg_admin() -> PgConnection {
-    let url = pg_admin_url();
-    PgConnection::connect(&url).await.unwrap_or_else(|err| {
-        panic!("PostgreSQL is required for these tests but {url} is unreachable: {err} (set IRONROOT_TEST_PG; `bash .ci/run` starts one)")
-    })
-}
-
-fn with_database(admin_url: &str, name: &str) -> String {
-    let authority_end = admin_url.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match admin_url[authority_end..].find('/') {
-        Some(slash) => &admin_url[..authority_end + slash],
-        None => admin_url,
-    };
-    format!("{base}/{name}")
 }
 
 /// Creates a CA in `dir` with cheap KDF parameters (tests only).
@@ -79,18 +57,8 @@ impl Fixture {
         config.limits = Limits::danger_unthrottled();
         let mut pg_name = None;
         if db == Db::Postgres {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let name = format!(
-                "ironroot_server_test_{}_{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            );
-            pg_admin()
-                .await
-                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create throwaway database");
-            config.database_url = Some(with_database(&pg_admin_url(), &name));
+            let (url, name) = pg::create_database("ironroot_server_test").await;
+            config.database_url = Some(url);
             pg_name = Some(name);
         }
         tweak(&mut config);
@@ -133,13 +101,7 @@ impl Fixture {
             s.shutdown().await;
         }
         if let Some(name) = self.pg_name.take() {
-            pg_admin()
-                .await
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await
-                .expect("drop throwaway database");
+            pg::drop_database(&name).await;
         }
     }
 
