@@ -222,6 +222,15 @@ for step in spec.get("steps", []):
                 emit({"ev": "timeout", "step": "publish", "mid": info.mid})
     elif op == "sleep":
         time.sleep(step[1])
+    elif op == "wait_file":
+        # ["wait_file", path, timeout]: block until the test creates `path` (a go signal that
+        # does not depend on how fast this process started).
+        deadline = time.time() + step[2]
+        while not os.path.exists(step[1]):
+            if time.time() >= deadline:
+                emit({"ev": "timeout", "step": "wait_file"})
+                break
+            time.sleep(0.02)
     elif op == "wait_messages":
         n = step[1]
         wait_until(lambda: len(messages) >= n or disconnected.is_set(), step[2])

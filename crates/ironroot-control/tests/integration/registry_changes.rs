@@ -98,6 +98,10 @@ async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db:
     let b = node.device("dev-b").await;
     let c = node.device("dev-c").await;
 
+    // Both clients pause until the test creates `go`, after the other process's changes were
+    // applied (a fixed sleep raced with the start-up of the two Python clients under CI load).
+    let go = node.dir.path().join("go");
+    let go = go.to_str().unwrap();
     // Quarantine: dev-b keeps its connection but may only publish its status topic.
     let mut pb = Paho::spawn(&paho_spec(
         &node,
@@ -106,7 +110,7 @@ async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db:
         5,
         json!([
             ["publish", "devices/dev-b/telemetry", "before", 1, false],
-            ["sleep", 2.5],
+            ["wait_file", go, 30],
             ["publish", "devices/dev-b/telemetry", "after", 1, false],
             ["publish", "devices/dev-b/status", "quarantined", 1, false],
             ["disconnect"]
@@ -120,7 +124,7 @@ async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db:
         5,
         json!([
             ["subscribe", "fleet/broadcast", 1],
-            ["sleep", 2.5],
+            ["wait_file", go, 30],
             ["subscribe", "fleet/broadcast", 1],
             ["disconnect"]
         ]),
@@ -146,6 +150,7 @@ async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db:
         writer(&node.url, &["attach-device", "broadcast", "dev-c"])
     });
     let pol = applied_within(&node, committed, Duration::from_secs(1)).await;
+    std::fs::write(go, b"").unwrap();
     eprintln!(
         "{db:?}: quarantine applied {q:?}, policy change applied {pol:?} after the other process committed"
     );
