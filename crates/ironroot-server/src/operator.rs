@@ -177,12 +177,7 @@ pub struct ImportResult {
 pub(crate) fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let first = lines.next().ok_or("empty CSV")?;
-    if first.contains('"') {
-        return Err("line 1: quoted fields are not supported".to_owned());
-    }
-    if first.chars().any(char::is_control) {
-        return Err("line 1: control character in the header".to_owned());
-    }
+    refuse_unsupported_text(1, first)?;
     let header: Vec<String> = first
         .split(',')
         .map(|h| h.trim().to_ascii_lowercase())
@@ -193,12 +188,7 @@ pub(crate) fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
         .ok_or("CSV header has no 'id' column")?;
     let mut out = Vec::new();
     for (n, line) in lines.enumerate() {
-        if line.contains('"') {
-            return Err(format!("line {}: quoted fields are not supported", n + 2));
-        }
-        if line.chars().any(char::is_control) {
-            return Err(format!("line {}: control character in a field", n + 2));
-        }
+        refuse_unsupported_text(n + 2, line)?;
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != header.len() {
             return Err(format!(
@@ -235,6 +225,18 @@ pub(crate) fn parse_csv(text: &str) -> Result<Vec<AddDevice>, String> {
         out.push(dev);
     }
     Ok(out)
+}
+
+/// The CSV import has no quoting: a quote or a control character on any line, the header
+/// included, is refused with the line number.
+fn refuse_unsupported_text(line_no: usize, line: &str) -> Result<(), String> {
+    if line.contains('"') {
+        return Err(format!("line {line_no}: quoted fields are not supported"));
+    }
+    if line.chars().any(char::is_control) {
+        return Err(format!("line {line_no}: control character in a field"));
+    }
+    Ok(())
 }
 
 async fn import(
