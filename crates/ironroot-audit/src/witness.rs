@@ -14,6 +14,8 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::Checkpoint;
+
 /// Why the witness file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -113,10 +115,14 @@ impl WitnessFile {
     }
 }
 
-/// The tree size a checkpoint note states (its second line), without checking the signature:
-/// only used to keep the witness from moving backwards, never to trust a checkpoint.
+/// The tree size a checkpoint note states (its body parsed by [`Checkpoint::parse_text`]),
+/// without checking the signature: only used to keep the witness from moving backwards, never
+/// to trust a checkpoint.
 fn note_size(note: &str) -> Option<u64> {
-    note.lines().nth(1)?.parse().ok()
+    let (body, _signatures) = note.split_once("\n\n")?;
+    Checkpoint::parse_text(&format!("{body}\n"))
+        .ok()
+        .map(|c| c.size)
 }
 
 #[cfg(test)]
@@ -124,7 +130,9 @@ mod tests {
     use super::*;
 
     fn note(size: u64) -> String {
-        format!("example.com/log\n{size}\nAAAA\n\n\u{2014} example.com/log sig\n")
+        // Base64 of a 32-byte all-zero root hash.
+        let root = format!("{}=", "A".repeat(43));
+        format!("example.com/log\n{size}\n{root}\n\n\u{2014} example.com/log sig\n")
     }
 
     #[tokio::test]
@@ -160,6 +168,9 @@ mod tests {
     fn size_is_read_from_the_second_line_only() {
         assert_eq!(note_size(&note(42)), Some(42));
         assert_eq!(note_size("origin\nnot a number\n"), None);
+        // The same canonical form as every other checkpoint: no sign, no leading zero.
+        assert_eq!(note_size(&note(42).replacen("42", "+42", 1)), None);
+        assert_eq!(note_size(&note(42).replacen("42", "042", 1)), None);
         assert_eq!(note_size(""), None);
     }
 }
