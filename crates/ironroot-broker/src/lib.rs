@@ -73,8 +73,7 @@ pub use events::{
     EventRecord, EventSink, KickReason, Protocol, RefusalReason, event_channel,
 };
 pub use identity::{
-    CertSerial, ClientIdError, DeviceIdentity, IdentityError, MAX_CLIENT_ID_BYTES,
-    validate_client_id,
+    ClientIdError, DeviceIdentity, IdentityError, MAX_CLIENT_ID_BYTES, validate_client_id,
 };
 pub use policy::{DeviceFacts, IronrootPolicies, PolicySnapshot};
 pub use registry::EnforcementReport;

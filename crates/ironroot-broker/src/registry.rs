@@ -15,16 +15,17 @@ use crate::events::{
     BrokerEvent, DeniedAction, DisconnectCause, KickReason, Protocol, RefusalReason,
 };
 use crate::hub::Hub;
-use crate::identity::{self, CertSerial, ClientIdError, DeviceIdentity, IdentityError};
+use crate::identity::{self, ClientIdError, DeviceIdentity, IdentityError};
 use crate::message::{Message, MessageProps};
 use crate::session::{Attached, ConnSignal, PendingWill, SessionState};
 use crate::topic;
+use ironroot_pki::Serial;
 
 /// What the TLS layer told us about the peer.
 #[derive(Debug)]
 pub(crate) enum PeerCredential {
     /// The verified end-entity certificate, parsed.
-    Certificate(Result<(String, CertSerial), IdentityError>),
+    Certificate(Result<(String, Serial), IdentityError>),
     /// A `danger` plaintext listener: the client id is taken on faith.
     DangerPlaintext,
 }
@@ -422,7 +423,7 @@ impl Hub {
     }
 
     /// Remembers `serial` as revoked and closes every live connection that presented it.
-    pub(crate) fn revoke_serial(&self, serial: &CertSerial) -> usize {
+    pub(crate) fn revoke_serial(&self, serial: &Serial) -> usize {
         let mut reg = self.registry.lock();
         reg.revoked.insert(serial.clone());
         let mut closed = 0;

@@ -45,7 +45,7 @@ pub enum IdentityError {
     #[error("certificate {serial} is {status}: cannot {op}")]
     CertificateStatus {
         /// The serial.
-        serial: String,
+        serial: ironroot_pki::Serial,
         /// Its status.
         status: CertificateStatus,
         /// What was refused.
