@@ -18,9 +18,9 @@ use crate::authz::{DenyAll, PolicyProvider};
 use crate::config::{BrokerConfig, danger};
 use crate::conn::listener::{PlainGate, TlsGate, mqtt_service};
 use crate::counters::{BrokerStats, DeviceStats};
+use crate::enforcement::EnforcementReport;
 use crate::events::{DiscardEvents, EventSink, Events, KickReason};
 use crate::hub::Hub;
-use crate::registry::EnforcementReport;
 use ironroot_pki::Serial;
 
 /// Why the broker could not start.
