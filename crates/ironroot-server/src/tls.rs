@@ -77,27 +77,6 @@ pub fn issue_server_identity(
     })
 }
 
-/// Writes a file with `mode` (temp file + rename).
-pub(crate) fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), StartError> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = options.open(&tmp).map_err(StartError::io("create", &tmp))?;
-    f.write_all(data).map_err(StartError::io("write", &tmp))?;
-    f.sync_all().map_err(StartError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(StartError::io("rename into", path))?;
-    Ok(())
-}
-
 /// The HTTPS listener's rustls configuration.
 pub fn server_config(
     identity: &ServerIdentity,

@@ -21,9 +21,10 @@ fn main() {
         .build()
         .expect("runtime");
     let result = runtime.block_on(async {
+        let serial = ironroot_pki::Serial::from_hex(serial).map_err(|e| e.to_string())?;
         let store = Store::open(url).await.map_err(|e| e.to_string())?;
         let r = store
-            .revoke_certificate(serial, RevocationReason::KeyCompromise)
+            .revoke_certificate(&serial, RevocationReason::KeyCompromise)
             .await;
         store.close().await;
         r.map(|_| ()).map_err(|e| e.to_string())

@@ -5,3 +5,4 @@ mod harness;
 mod limits;
 mod one_follower;
 mod revocation;
+mod tls_policy;
