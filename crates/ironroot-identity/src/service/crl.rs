@@ -1,0 +1,126 @@
+//! CRL publication: one CRL per trusted intermediate from the registry's revoked set, plus the
+//! root's CRL of revoked CAs, written atomically to `<data_dir>/pki/crl.pem`.
+
+use std::path::{Path, PathBuf};
+
+use ironroot_audit::Event;
+use ironroot_pki::{CaDirectory, Serial};
+use ironroot_store::RevocationReason;
+use time::OffsetDateTime;
+
+use super::{IdentityService, SERVICE_ACTOR};
+use crate::error::IdentityError;
+
+/// File under `<data_dir>/pki/` holding the latest published CRLs (every trusted intermediate's
+/// CRL of revoked device certificates, then the root's CRL of revoked CAs), PEM.
+pub const CRL_FILE: &str = "crl.pem";
+
+fn pki_reason(reason: RevocationReason) -> ironroot_pki::RevocationReason {
+    use ironroot_pki::RevocationReason as P;
+    match reason {
+        RevocationReason::KeyCompromise => P::KeyCompromise,
+        RevocationReason::CaCompromise => P::CaCompromise,
+        RevocationReason::AffiliationChanged => P::AffiliationChanged,
+        RevocationReason::Superseded => P::Superseded,
+        RevocationReason::CessationOfOperation => P::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn => P::PrivilegeWithdrawn,
+        _ => P::Unspecified,
+    }
+}
+
+impl IdentityService {
+    /// Signs a CRL per trusted intermediate listing every certificate it issued that the
+    /// registry holds as revoked, and writes them (then the root's CRL of revoked CAs) to
+    /// [`IdentityService::crl_path`] atomically. Returns the current intermediate's CRL.
+    pub async fn write_crl(&self) -> Result<ironroot_pki::Crl, IdentityError> {
+        let revoked = self.inner.store.revoked_certificates().await?;
+        let now = OffsetDateTime::now_utc();
+        let mut text = String::new();
+        let mut current = None;
+        let mut listed = 0usize;
+        for (ca, _) in self.inner.ca.intermediates() {
+            let name = ca.certificate().common_name();
+            let entries: Vec<ironroot_pki::RevokedEntry> = revoked
+                .iter()
+                .filter(|r| r.issuer == name)
+                .filter_map(|r| {
+                    Some(ironroot_pki::RevokedEntry {
+                        serial: Serial::from_hex(&r.serial).ok()?,
+                        revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at).ok()?,
+                        reason: pki_reason(r.reason),
+                    })
+                })
+                .collect();
+            listed += entries.len();
+            let crl = ca.sign_crl(&entries, now, self.inner.options.crl_lifetime)?;
+            text.push_str(&crl.pem());
+            current.get_or_insert(crl);
+        }
+        text.push_str(&CaDirectory::new(&self.inner.options.data_dir).root_crl_pem()?);
+        let path = self.crl_path();
+        write_atomically(&path, text.as_bytes())?;
+        let _ = self
+            .inner
+            .audit
+            .record(
+                Event::new("crl.published", SERVICE_ACTOR)
+                    .subject("ca", self.issuer_name())
+                    .detail("entries", listed.to_string()),
+            )
+            .await;
+        // `intermediates()` is never empty: `open_online` refuses a CA without one.
+        current.ok_or_else(|| IdentityError::Io {
+            path,
+            source: std::io::Error::other("no trusted intermediate"),
+        })
+    }
+}
+
+/// `<data_dir>/pki/crl.pem`.
+pub fn crl_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("pki").join(CRL_FILE)
+}
+
+/// Temp file (unique per process and call) + fsync + rename: readers see the old or the new
+/// file, never half of one, even with two writers.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IdentityError> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let io = |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_reason_maps_to_its_crl_reason() {
+        assert_eq!(
+            pki_reason(RevocationReason::Superseded),
+            ironroot_pki::RevocationReason::Superseded
+        );
+        assert_eq!(
+            pki_reason(RevocationReason::PrivilegeWithdrawn),
+            ironroot_pki::RevocationReason::PrivilegeWithdrawn
+        );
+        for r in RevocationReason::ALL {
+            if *r != RevocationReason::Unspecified {
+                assert_ne!(pki_reason(*r), ironroot_pki::RevocationReason::Unspecified);
+            }
+        }
+    }
+}
