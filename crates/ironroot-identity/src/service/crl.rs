@@ -34,6 +34,31 @@ impl IdentityService {
     /// [`IdentityService::crl_path`] atomically. Returns the current intermediate's CRL.
     pub async fn write_crl(&self) -> Result<ironroot_pki::Crl, IdentityError> {
         let revoked = self.inner.store.revoked_certificates().await?;
+        // Signing (a token round trip per CRL), reading the root CRL and the fsync'd write
+        // block: all on a blocking thread.
+        let service = self.clone();
+        let (current, listed) =
+            tokio::task::spawn_blocking(move || service.sign_and_write_crl(&revoked))
+                .await
+                .map_err(|_| IdentityError::SignerStopped)??;
+        let _ = self
+            .inner
+            .audit
+            .record(
+                Event::new("crl.published", SERVICE_ACTOR)
+                    .subject("ca", self.issuer_name())
+                    .detail("entries", listed.to_string()),
+            )
+            .await;
+        Ok(current)
+    }
+
+    /// The blocking half of [`IdentityService::write_crl`]: signs, writes; returns the current
+    /// intermediate's CRL and how many entries were listed.
+    fn sign_and_write_crl(
+        &self,
+        revoked: &[ironroot_store::RevokedCertificate],
+    ) -> Result<(ironroot_pki::Crl, usize), IdentityError> {
         let now = OffsetDateTime::now_utc();
         let mut text = String::new();
         let mut current = None;
@@ -59,20 +84,12 @@ impl IdentityService {
         text.push_str(&CaDirectory::new(&self.inner.options.data_dir).root_crl_pem()?);
         let path = self.crl_path();
         write_atomically(&path, text.as_bytes())?;
-        let _ = self
-            .inner
-            .audit
-            .record(
-                Event::new("crl.published", SERVICE_ACTOR)
-                    .subject("ca", self.issuer_name())
-                    .detail("entries", listed.to_string()),
-            )
-            .await;
         // `intermediates()` is never empty: `open_online` refuses a CA without one.
-        current.ok_or_else(|| IdentityError::Io {
+        let current = current.ok_or_else(|| IdentityError::Io {
             path,
             source: std::io::Error::other("no trusted intermediate"),
-        })
+        })?;
+        Ok((current, listed))
     }
 }
 

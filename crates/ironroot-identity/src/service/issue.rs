@@ -105,12 +105,21 @@ impl IdentityService {
                 op: "issue a certificate",
             });
         }
-        let cert = self.inner.ca.issuing().issue_device(
-            &csr,
-            &req.device,
-            policy,
-            OffsetDateTime::now_utc(),
-        )?;
+        // Signing blocks for the key backend's latency (an HSM round trip): on a blocking
+        // thread, so the runtime keeps serving while the token works.
+        let service = self.clone();
+        let device = req.device.clone();
+        let cert = tokio::task::spawn_blocking(move || {
+            let inner = &service.inner;
+            inner.ca.issuing().issue_device(
+                &csr,
+                &device,
+                &inner.options.issuance,
+                OffsetDateTime::now_utc(),
+            )
+        })
+        .await
+        .map_err(|_| IdentityError::SignerStopped)??;
         Ok((cert, state))
     }
 }

@@ -47,6 +47,10 @@ pub struct UpArgs {
     /// <data-dir>/pki/online-passphrase).
     #[arg(long)]
     ca_passphrase_file: Option<PathBuf>,
+    /// File holding the user PIN of the PKCS#11 token with the online CA keys (else
+    /// IRONROOT_PKCS11_PIN); needed when `ironroot ca init --pkcs11-module` put them there.
+    #[arg(long, value_name = "FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// Runs `ironroot up`.
@@ -71,6 +75,7 @@ pub fn run(args: UpArgs) -> Result<()> {
         (None, Some(v)) => Some(zeroize::Zeroizing::new(v.into_encoded_bytes())),
         (None, None) => None,
     };
+    config.pkcs11_pin = crate::cmd::ca::read_pkcs11_pin(args.pkcs11_pin_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
