@@ -1,6 +1,6 @@
 //! [`IdentityService`]: issuance and revocation, each one unit with the registry and the audit
 //! log. The type, its settings and its request/result types live here; the operations are
-//! split by responsibility: `issue` (CSR → certificate),
+//! split by responsibility: `issue` (CSR → certificate), `batch` (many CSRs, one unlock),
 //! `revoke` (certificates and devices out of service, the change-feed follower) and `crl`
 //! (CRL publication).
 
@@ -17,10 +17,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::IdentityError;
 
+mod batch;
 mod crl;
 mod issue;
 mod revoke;
 
+pub use batch::BATCH_CONCURRENCY;
 pub use crl::{CRL_FILE, crl_path};
 
 /// Actor name the service uses for events it records on its own behalf (CRL publication).

@@ -4,6 +4,7 @@
 mod audit;
 mod boot;
 mod ca;
+mod ca_batch;
 mod ca_identity;
 mod demo;
 mod device;
@@ -11,3 +12,4 @@ mod firmware;
 mod mqtt;
 mod policy;
 mod up;
+mod up_pkcs11;
