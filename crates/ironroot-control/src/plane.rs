@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ironroot_audit::Audit;
 use ironroot_broker::{
-    BrokerBuilder, BrokerConfig, BrokerHandle, CertSerial, KickReason, Limits, PolicyScope, danger,
+    BrokerBuilder, BrokerConfig, BrokerHandle, KickReason, Limits, PolicyScope, danger,
     event_channel,
 };
 use ironroot_pki::{RevocationSet, Serial};
@@ -200,21 +200,12 @@ impl MqttPlane {
 }
 
 async fn load_revoked(store: &Store, set: &RevocationSet) -> Result<(), ControlError> {
-    let serials: Vec<Serial> = store
+    // The store reads serials into `Serial` values; an unreadable row is a typed error there.
+    let serials = store
         .revoked_certificates()
         .await?
         .into_iter()
-        .filter_map(|r| match Serial::from_hex(&r.serial) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::error!(
-                    "registry holds an unreadable revoked serial {:?}: {e}",
-                    r.serial
-                );
-                None
-            }
-        })
-        .collect();
+        .map(|r| r.serial);
     set.revoke_many(serials);
     Ok(())
 }
@@ -292,13 +283,14 @@ impl Follower {
     }
 
     fn revoke(&self, serial: &str) {
-        match (Serial::from_hex(serial), CertSerial::from_hex(serial)) {
-            (Ok(s), Ok(c)) => {
-                self.revocations.revoke(s);
-                let cut = self.broker.revoke_serial(&c);
+        match Serial::from_hex(serial) {
+            Ok(s) => {
+                // The live set first (no new handshake), then cut the open sessions.
+                self.revocations.revoke(s.clone());
+                let cut = self.broker.revoke_serial(&s);
                 log::info!("certificate {serial} revoked: {cut} live connection(s) closed");
             }
-            _ => log::error!("change feed names an unreadable serial {serial:?}"),
+            Err(e) => log::error!("change feed names an unreadable serial {serial:?}: {e}"),
         }
     }
 

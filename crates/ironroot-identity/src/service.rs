@@ -159,18 +159,6 @@ impl std::fmt::Debug for IdentityService {
     }
 }
 
-/// The registry's canonical serial text for a serial.
-fn serial_key(serial: &Serial) -> String {
-    // The store strips leading zero nibbles; Serial's Display keeps whole bytes.
-    let text = serial.to_string();
-    let trimmed = text.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 fn event(kind: &str, actor: &str, source: Option<IpAddr>) -> Event {
     let e = Event::new(kind, actor);
     match source {
@@ -191,11 +179,13 @@ impl IdentityService {
         // Cursor first, then the load: nothing revoked after the load can be missed.
         let loaded_at = store.change_cursor_now().await?;
         let mut serials: Vec<Serial> = ca.revoked_cas().iter().map(|e| e.serial.clone()).collect();
-        for r in store.revoked_certificates().await? {
-            if let Ok(s) = Serial::from_hex(&r.serial) {
-                serials.push(s);
-            }
-        }
+        serials.extend(
+            store
+                .revoked_certificates()
+                .await?
+                .into_iter()
+                .map(|r| r.serial),
+        );
         let revocations = Arc::new(RevocationSet::from_serials(serials));
         let chain_pem = format!("{}{}", ca.issuing().certificate().pem(), ca.root().pem());
         let committer = store.group_committer(options.max_batch);
@@ -260,20 +250,5 @@ impl IdentityService {
             .audit
             .record(e.outcome(outcome).detail("reason", err.kind()))
             .await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serial_keys_match_the_registry_form() {
-        let s = Serial::from_hex("0a0b").unwrap();
-        assert_eq!(serial_key(&s), "a0b");
-        assert_eq!(
-            ironroot_store::validate::normalize_serial(&s.to_string()).unwrap(),
-            serial_key(&s)
-        );
     }
 }

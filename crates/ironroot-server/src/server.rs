@@ -188,7 +188,8 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<Zeroizing<String>, 
     getrandom::fill(raw.as_mut())
         .map_err(|_| StartError::Config("the operating system random generator failed".into()))?;
     let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
-    crate::tls::write_private(&path, format!("{}\n", token.as_str()).as_bytes(), 0o600)?;
+    let line = Zeroizing::new(format!("{}\n", token.as_str()));
+    ironroot_fs::write_secret_atomically(&path, line.as_bytes())?;
     Ok(token)
 }
 
@@ -257,10 +258,9 @@ impl Server {
             host
         };
         let url = format!("https://{host}:{}", addr.port());
-        crate::tls::write_private(
+        ironroot_fs::write_atomically(
             &config.data_dir.join(SERVER_URL_FILE),
             format!("{url}\n").as_bytes(),
-            0o644,
         )?;
 
         let limits = config.limits.clone();

@@ -62,9 +62,9 @@ pub fn issue_server_identity(
     let cert_path = dir.join("server.crt.pem");
     let key_path = dir.join("server.key.pem");
     let chain_pem = format!("{}{}", cert.pem(), ca.issuing().certificate().pem());
-    write_private(&cert_path, chain_pem.as_bytes(), 0o644)?;
+    ironroot_fs::write_atomically(&cert_path, chain_pem.as_bytes())?;
     let key_pem = key.to_pkcs8_pem()?;
-    write_private(&key_path, key_pem.as_bytes(), 0o600)?;
+    ironroot_fs::write_secret_atomically(&key_path, key_pem.as_bytes())?;
     let key_der = pem::parse(key_pem.as_bytes())
         .map_err(|e| StartError::Config(format!("server key encoding: {e}")))?;
     Ok(ServerIdentity {
@@ -73,27 +73,6 @@ pub fn issue_server_identity(
         cert_path,
         key_path,
     })
-}
-
-/// Writes a file with `mode` (temp file + rename).
-pub(crate) fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), StartError> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = options.open(&tmp).map_err(StartError::io("create", &tmp))?;
-    f.write_all(data).map_err(StartError::io("write", &tmp))?;
-    f.sync_all().map_err(StartError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(StartError::io("rename into", path))?;
-    Ok(())
 }
 
 /// The HTTPS listener's rustls configuration.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ironroot_audit::Event;
-use ironroot_pki::{CaDirectory, Serial};
+use ironroot_pki::CaDirectory;
 use ironroot_store::RevocationReason;
 use time::OffsetDateTime;
 
@@ -70,7 +70,7 @@ impl IdentityService {
                 .filter(|r| r.issuer == name)
                 .filter_map(|r| {
                     Some(ironroot_pki::RevokedEntry {
-                        serial: Serial::from_hex(&r.serial).ok()?,
+                        serial: r.serial.clone(),
                         revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at).ok()?,
                         reason: pki_reason(r.reason),
                     })
@@ -83,7 +83,8 @@ impl IdentityService {
         }
         text.push_str(&CaDirectory::new(&self.inner.options.data_dir).root_crl_pem()?);
         let path = self.crl_path();
-        write_atomically(&path, text.as_bytes())?;
+        // Readers see the old or the new CRL, never half of one, even with two writers.
+        ironroot_fs::write_atomically(&path, text.as_bytes())?;
         // `intermediates()` is never empty: `open_online` refuses a CA without one.
         let current = current.ok_or_else(|| IdentityError::Io {
             path,
@@ -96,28 +97,6 @@ impl IdentityService {
 /// `<data_dir>/pki/crl.pem`.
 pub fn crl_path(data_dir: &Path) -> PathBuf {
     data_dir.join("pki").join(CRL_FILE)
-}
-
-/// Temp file (unique per process and call) + fsync + rename: readers see the old or the new
-/// file, never half of one, even with two writers.
-fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IdentityError> {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io = |source| IdentityError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use ironroot_store::{
 };
 use time::OffsetDateTime;
 
-use super::{IdentityService, IssueRequest, Issued, event, serial_key};
+use super::{IdentityService, IssueRequest, Issued, event};
 use crate::error::IdentityError;
 
 impl IdentityService {
@@ -30,9 +30,8 @@ impl IdentityService {
                 return Err(err);
             }
         };
-        let serial = serial_key(cert.serial());
         let base = base
-            .detail("serial", serial.clone())
+            .detail("serial", cert.serial().to_string())
             .detail("fingerprint", cert.fingerprint().to_string());
         // Write-ahead: the log knows of the certificate before it can exist anywhere else.
         self.inner
@@ -43,7 +42,7 @@ impl IdentityService {
             )
             .await?;
         let new = NewCertificate {
-            serial,
+            serial: cert.serial().clone(),
             der: cert.der().to_vec(),
             device_id: Some(req.device.as_str().to_owned()),
             kind: CertificateKind::Operational,

@@ -4,7 +4,7 @@
 use ironroot_pki::{DeviceId, Serial};
 use ironroot_store::{Certificate, CertificateStatus, ChangeKind, DeviceState, RevocationReason};
 
-use super::{IdentityService, event, serial_key};
+use super::{IdentityService, event};
 use crate::error::IdentityError;
 
 impl IdentityService {
@@ -16,11 +16,10 @@ impl IdentityService {
         reason: RevocationReason,
         actor: &str,
     ) -> Result<Certificate, IdentityError> {
-        let key = serial_key(serial);
         let base = event("cert.revoked", actor, None)
-            .subject("certificate", key.clone())
+            .subject("certificate", serial.to_string())
             .detail("reason", reason.as_str());
-        let existing = match self.check_revocable(&key).await {
+        let existing = match self.check_revocable(serial).await {
             Ok(c) => c,
             Err(err) => {
                 self.record_refusal(base, &err).await;
@@ -34,7 +33,7 @@ impl IdentityService {
         self.inner.audit.record(base.clone()).await?;
         let result = async {
             let mut tx = self.inner.store.begin().await?;
-            let cert = tx.revoke_certificate(&key, reason).await?;
+            let cert = tx.revoke_certificate(serial, reason).await?;
             tx.commit().await?;
             Ok::<_, ironroot_store::StoreError>(cert)
         }
@@ -53,8 +52,8 @@ impl IdentityService {
         }
     }
 
-    async fn check_revocable(&self, key: &str) -> Result<Certificate, IdentityError> {
-        let cert = self.inner.store.certificate(key).await?;
+    async fn check_revocable(&self, serial: &Serial) -> Result<Certificate, IdentityError> {
+        let cert = self.inner.store.certificate(serial).await?;
         if cert.status == CertificateStatus::Revoked {
             return Err(IdentityError::CertificateStatus {
                 serial: cert.serial,
@@ -166,11 +165,9 @@ impl IdentityService {
                 return Err(err);
             }
         };
-        self.inner.revocations.revoke_many(
-            revoked
-                .iter()
-                .filter_map(|c| Serial::from_hex(&c.serial).ok()),
-        );
+        self.inner
+            .revocations
+            .revoke_many(revoked.iter().map(|c| c.serial.clone()));
         for cert in &revoked {
             // The device entry above already covers these (written ahead); these name each
             // serial. A failure here does not undo a revocation that took effect.
@@ -179,7 +176,7 @@ impl IdentityService {
                 .audit
                 .record(
                     event("cert.revoked", actor, None)
-                        .subject("certificate", cert.serial.clone())
+                        .subject("certificate", cert.serial.to_string())
                         .detail("device", id)
                         .detail("reason", reason.as_str()),
                 )
