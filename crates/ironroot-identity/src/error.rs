@@ -54,6 +54,10 @@ pub enum IdentityError {
     /// The CA could not sign (key backend failure, expired CA, encoding).
     #[error("the CA could not sign: {0}")]
     Ca(#[from] ironroot_pki::IssueError),
+    /// The blocking task that signs (or writes the CRL) ended without an answer (it
+    /// panicked, or the runtime is shutting down); nothing was issued.
+    #[error("the CA signing task stopped before it answered")]
+    SignerStopped,
     /// The CA directory could not be read or written (chain, CRL files).
     #[error(transparent)]
     CaDirectory(#[from] ironroot_pki::CaError),
@@ -120,6 +124,7 @@ impl IdentityError {
             IdentityError::UnknownCertificate(_) => "unknown_certificate",
             IdentityError::CertificateStatus { .. } => "certificate_status",
             IdentityError::Ca(_) => "ca_failure",
+            IdentityError::SignerStopped => "signer_stopped",
             IdentityError::CaDirectory(_) => "ca_directory",
             IdentityError::Store(_) => "registry_failure",
             IdentityError::Audit(_) => "audit_failure",

@@ -48,6 +48,6 @@ mod service;
 
 pub use error::IdentityError;
 pub use service::{
-    CRL_FILE, IdentityOptions, IdentityService, IssuePurpose, IssueRequest, Issued, SERVICE_ACTOR,
-    crl_path,
+    BATCH_CONCURRENCY, CRL_FILE, IdentityOptions, IdentityService, IssuePurpose, IssueRequest,
+    Issued, SERVICE_ACTOR, crl_path,
 };

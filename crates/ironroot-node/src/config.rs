@@ -50,6 +50,10 @@ pub struct NodeConfig {
     /// `<data_dir>/pki/online-passphrase`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_passphrase_file: Option<PathBuf>,
+    /// File holding the user PIN of the PKCS#11 token with the online CA keys (else
+    /// `IRONROOT_PKCS11_PIN`); only for a CA made with `ironroot ca init --pkcs11-module`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// The HTTPS API (provisioning, EST, operator).
     pub api: ApiSection,
     /// The mutual-TLS MQTT broker.
@@ -133,6 +137,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("./ironroot-data"),
             database_url: None,
             ca_passphrase_file: None,
+            pkcs11_pin_file: None,
             api: ApiSection::default(),
             mqtt: MqttSection::default(),
         }
@@ -230,6 +235,8 @@ pub struct Overrides {
     pub hostnames: Vec<String>,
     /// `--ca-passphrase-file` / `IRONROOT_CA_PASSPHRASE_FILE`.
     pub ca_passphrase_file: Option<PathBuf>,
+    /// `--pkcs11-pin-file` / `IRONROOT_PKCS11_PIN_FILE`.
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -285,6 +292,9 @@ impl NodeConfig {
         }
         if let Some(v) = &o.ca_passphrase_file {
             self.ca_passphrase_file = Some(v.clone());
+        }
+        if let Some(v) = &o.pkcs11_pin_file {
+            self.pkcs11_pin_file = Some(v.clone());
         }
     }
 

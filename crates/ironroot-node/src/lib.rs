@@ -24,7 +24,11 @@
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use ironroot_node::{Node, NodeConfig, NodeSecrets, Overrides};
 //! let config = NodeConfig::resolve(Some("node.toml".as_ref()), &Overrides::default())?;
-//! let secrets = NodeSecrets::resolve(&config, std::env::var_os("IRONROOT_CA_PASSPHRASE"))?;
+//! let secrets = NodeSecrets::resolve(
+//!     &config,
+//!     std::env::var_os("IRONROOT_CA_PASSPHRASE"),
+//!     std::env::var("IRONROOT_PKCS11_PIN").ok(),
+//! )?;
 //! let node = Node::start(&config, secrets).await?;
 //! println!("{} and mqtts://{}", node.server().url(), node.mqtt_addr());
 //! node.shutdown().await;

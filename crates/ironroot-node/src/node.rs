@@ -25,6 +25,8 @@ pub const MQTT_ADDR_FILE: &str = "mqtt.addr";
 pub struct NodeSecrets {
     /// Passphrase of the online CA keys; `None`: `<data_dir>/pki/online-passphrase`.
     pub ca_passphrase: Option<Zeroizing<Vec<u8>>>,
+    /// User PIN of the PKCS#11 token holding the online CA keys; `None`: keys in files.
+    pub pkcs11_pin: Option<ironroot_pki::Pin>,
 }
 
 impl std::fmt::Debug for NodeSecrets {
@@ -34,16 +36,19 @@ impl std::fmt::Debug for NodeSecrets {
                 "ca_passphrase",
                 &self.ca_passphrase.as_ref().map(|_| "<redacted>"),
             )
+            .field("pkcs11_pin", &self.pkcs11_pin.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
 impl NodeSecrets {
     /// The CA passphrase from `config.ca_passphrase_file`, else from `env_passphrase` (the
-    /// value of `IRONROOT_CA_PASSPHRASE`), else none.
+    /// value of `IRONROOT_CA_PASSPHRASE`), else none; the PKCS#11 PIN from
+    /// `config.pkcs11_pin_file`, else from `env_pin` (the value of `IRONROOT_PKCS11_PIN`).
     pub fn resolve(
         config: &NodeConfig,
         env_passphrase: Option<std::ffi::OsString>,
+        env_pin: Option<String>,
     ) -> Result<Self, ConfigError> {
         let ca_passphrase = match (&config.ca_passphrase_file, env_passphrase) {
             (Some(path), _) => Some(Zeroizing::new(std::fs::read(path).map_err(|source| {
@@ -56,7 +61,21 @@ impl NodeSecrets {
             (None, Some(v)) => Some(Zeroizing::new(v.into_encoded_bytes())),
             (None, None) => None,
         };
-        Ok(NodeSecrets { ca_passphrase })
+        let pkcs11_pin = match (&config.pkcs11_pin_file, env_pin) {
+            (Some(path), _) => Some(ironroot_pki::Pin::from_file(path).map_err(|source| {
+                ConfigError::SecretFile {
+                    what: "the PKCS#11 PIN",
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            (None, Some(v)) => Some(ironroot_pki::Pin::new(v)),
+            (None, None) => None,
+        };
+        Ok(NodeSecrets {
+            ca_passphrase,
+            pkcs11_pin,
+        })
     }
 }
 
@@ -76,6 +95,7 @@ impl Node {
     pub async fn start(config: &NodeConfig, secrets: NodeSecrets) -> Result<Node, NodeError> {
         let mut server_config = config.server_config();
         server_config.ca_passphrase = secrets.ca_passphrase;
+        server_config.pkcs11_pin = secrets.pkcs11_pin;
         let server = Server::start_followed_externally(server_config).await?;
         let (plane, first_use, mqtt_addr_file) = match Self::start_plane(config, &server).await {
             Ok(parts) => parts,

@@ -75,7 +75,7 @@ pub use identity::{
 };
 pub use issue::{IssuancePolicy, ServerName};
 pub use keyfile::{KdfParams, KeyFileError, Passphrase};
-pub use pkcs11::{Pin, Pkcs11KeyRef, Pkcs11Signer};
+pub use pkcs11::{Pin, Pkcs11KeyRef, Pkcs11Signer, SESSION_POOL};
 pub use revocation::{Crl, RevocationReason, RevocationSet, RevokedEntry};
 pub use serial::{Fingerprint, Serial, SerialError};
 pub use signer::{CaSigner, SignerError, SoftwareKey, ecdsa_raw_to_der};

@@ -7,11 +7,16 @@
 //!
 //! A key is named by [`Pkcs11KeyRef`] (module path, token label, key label), which is what the
 //! CA state file records; the user PIN is given at start-up and never stored.
+//!
+//! A [`Pkcs11Signer`] signs through [`SESSION_POOL`] sessions, so concurrent issuances reach
+//! the token in parallel instead of queueing on one session. `sign` blocks for the token's
+//! latency: async callers run it on a blocking thread (the identity service does).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, TryLockError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -38,6 +43,7 @@ pub struct Pkcs11KeyRef {
 }
 
 /// A token user PIN, wiped from memory on drop and never printed.
+#[derive(Clone)]
 pub struct Pin(Zeroizing<String>);
 
 impl Pin {
@@ -47,6 +53,16 @@ impl Pin {
             pin.pop();
         }
         Self(Zeroizing::new(pin))
+    }
+
+    /// Reads a PIN file (the whole file, one trailing newline removed). The error names the
+    /// file, never its content.
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        let bytes = Zeroizing::new(std::fs::read(path)?);
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "PIN file is not UTF-8")
+        })?;
+        Ok(Self::new(text.to_owned()))
     }
 
     fn auth(&self) -> AuthPin {
@@ -60,10 +76,23 @@ impl fmt::Debug for Pin {
     }
 }
 
-/// A CA signing key held in a PKCS#11 token.
-pub struct Pkcs11Signer {
-    session: Mutex<Session>,
+/// Sessions a [`Pkcs11Signer`] opens: a PKCS#11 session runs one operation at a time, so one
+/// session serialises every signature; tokens (SoftHSM2, most HSMs) run sessions in parallel.
+pub const SESSION_POOL: usize = 4;
+
+/// One session with the key's handle in it (handles are looked up per session).
+struct PooledSession {
+    session: Session,
     key: ObjectHandle,
+}
+
+/// A CA signing key held in a PKCS#11 token, signing through a small pool of sessions.
+///
+/// `sign` blocks for the token's latency: call it from a blocking thread
+/// (`tokio::task::spawn_blocking`), never on an async worker.
+pub struct Pkcs11Signer {
+    sessions: Vec<Mutex<PooledSession>>,
+    next: AtomicUsize,
     public: Vec<u8>,
     reference: Pkcs11KeyRef,
 }
@@ -147,28 +176,31 @@ fn unwrap_ec_point(value: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Pkcs11Signer {
-    /// Opens an existing P-256 key pair labelled `reference.key_label`.
+    /// Opens an existing P-256 key pair labelled `reference.key_label`, with
+    /// [`SESSION_POOL`] sessions.
     pub fn open(reference: &Pkcs11KeyRef, pin: &Pin) -> Result<Self, SignerError> {
         let session = login(reference, pin)?;
-        let label = &reference.key_label;
-        let privs = find(&session, ObjectClass::PRIVATE_KEY, label)?;
-        let [key] = privs[..] else {
-            return Err(SignerError::Pkcs11Key(format!(
-                "expected exactly one private key labelled '{label}', found {}",
-                privs.len()
-            )));
-        };
-        let pubs = find(&session, ObjectClass::PUBLIC_KEY, label)?;
-        let [public_handle] = pubs[..] else {
-            return Err(SignerError::Pkcs11Key(format!(
-                "expected exactly one public key labelled '{label}', found {}",
-                pubs.len()
-            )));
-        };
+        let (key, public_handle) = find_pair(&session, &reference.key_label)?;
         let public = read_point(&session, public_handle)?;
+        Self::with_pool(reference, pin, PooledSession { session, key }, public)
+    }
+
+    /// The first session plus `SESSION_POOL - 1` more, each with its own key handle.
+    fn with_pool(
+        reference: &Pkcs11KeyRef,
+        pin: &Pin,
+        first: PooledSession,
+        public: Vec<u8>,
+    ) -> Result<Self, SignerError> {
+        let mut sessions = vec![Mutex::new(first)];
+        for _ in 1..SESSION_POOL {
+            let session = login(reference, pin)?;
+            let (key, _) = find_pair(&session, &reference.key_label)?;
+            sessions.push(Mutex::new(PooledSession { session, key }));
+        }
         Ok(Self {
-            session: Mutex::new(session),
-            key,
+            sessions,
+            next: AtomicUsize::new(0),
             public,
             reference: reference.clone(),
         })
@@ -211,18 +243,32 @@ impl Pkcs11Signer {
             )
             .map_err(ck("C_GenerateKeyPair"))?;
         let public = read_point(&session, public_handle)?;
-        Ok(Self {
-            session: Mutex::new(session),
-            key,
-            public,
-            reference: reference.clone(),
-        })
+        Self::with_pool(reference, pin, PooledSession { session, key }, public)
     }
 
     /// The key's location.
     pub fn reference(&self) -> &Pkcs11KeyRef {
         &self.reference
     }
+}
+
+/// The one private key and the one public key labelled `label`.
+fn find_pair(session: &Session, label: &str) -> Result<(ObjectHandle, ObjectHandle), SignerError> {
+    let privs = find(session, ObjectClass::PRIVATE_KEY, label)?;
+    let [key] = privs[..] else {
+        return Err(SignerError::Pkcs11Key(format!(
+            "expected exactly one private key labelled '{label}', found {}",
+            privs.len()
+        )));
+    };
+    let pubs = find(session, ObjectClass::PUBLIC_KEY, label)?;
+    let [public] = pubs[..] else {
+        return Err(SignerError::Pkcs11Key(format!(
+            "expected exactly one public key labelled '{label}', found {}",
+            pubs.len()
+        )));
+    };
+    Ok((key, public))
 }
 
 fn read_point(session: &Session, handle: ObjectHandle) -> Result<Vec<u8>, SignerError> {
@@ -240,6 +286,23 @@ fn read_point(session: &Session, handle: ObjectHandle) -> Result<Vec<u8>, Signer
         })
 }
 
+impl Pkcs11Signer {
+    /// A free session if one is idle (starting round-robin), else waits for the next one.
+    fn session(&self) -> Result<std::sync::MutexGuard<'_, PooledSession>, SignerError> {
+        let poisoned = || SignerError::Pkcs11Key("session lock is poisoned".into());
+        let n = self.sessions.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            match self.sessions[(start + i) % n].try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        self.sessions[start % n].lock().map_err(|_| poisoned())
+    }
+}
+
 impl CaSigner for Pkcs11Signer {
     fn public_key(&self) -> &[u8] {
         &self.public
@@ -247,13 +310,13 @@ impl CaSigner for Pkcs11Signer {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
-        let session = self
-            .session
-            .lock()
-            .map_err(|_| SignerError::Pkcs11Key("session lock is poisoned".into()))?;
-        let raw = session
-            .sign(&Mechanism::Ecdsa, self.key, digest.as_ref())
-            .map_err(ck("C_Sign"))?;
+        let raw = {
+            let pooled = self.session()?;
+            pooled
+                .session
+                .sign(&Mechanism::Ecdsa, pooled.key, digest.as_ref())
+                .map_err(ck("C_Sign"))?
+        };
         if raw.len() != 64 {
             return Err(SignerError::Pkcs11BadSignature { len: raw.len() });
         }

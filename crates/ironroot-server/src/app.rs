@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use ironroot_audit::{Audit, Event, Outcome};
 use ironroot_store::Store;
 
@@ -40,35 +39,18 @@ pub(crate) struct AppState {
 
 pub(crate) type Shared = Arc<AppState>;
 
-/// Builds the router.
+/// Builds the router from the route table ([`crate::routes::endpoints`]), the same table the
+/// OpenAPI document is generated from.
 pub(crate) fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/.well-known/est/cacerts", get(crate::est::cacerts))
-        .route(
-            "/.well-known/est/simpleenroll",
-            post(crate::est::simpleenroll),
-        )
-        .route(
-            "/.well-known/est/simplereenroll",
-            post(crate::est::simplereenroll),
-        )
-        .route("/.well-known/est/csrattrs", get(crate::est::csrattrs))
-        .route("/api/v1/enroll", post(crate::est::json_enroll))
-        .route("/api/v1/reenroll", post(crate::est::json_reenroll))
-        .route("/api/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .merge(crate::operator::routes())
+    let mut router = Router::new();
+    for endpoint in crate::routes::endpoints() {
+        // Same path, several methods: axum merges them into one method router.
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    router
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
-}
-
-async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
-        .into_response()
 }
 
 /// Per-source rate limit on every request, and the rotation hook: the first request made with

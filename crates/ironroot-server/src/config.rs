@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub enrollment: EnrollmentRules,
     /// Passphrase of the online CA keys; `None`: read `<data-dir>/pki/online-passphrase`.
     pub ca_passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// User PIN of the PKCS#11 token holding the online CA keys (`ironroot ca init
+    /// --pkcs11-module`); `None` when they are encrypted files. Zeroized, never printed.
+    pub pkcs11_pin: Option<ironroot_pki::Pin>,
 }
 
 impl ServerConfig {
@@ -39,6 +42,7 @@ impl ServerConfig {
             limits: Limits::default(),
             enrollment: EnrollmentRules::default(),
             ca_passphrase: None,
+            pkcs11_pin: None,
         }
     }
 }

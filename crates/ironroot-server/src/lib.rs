@@ -30,6 +30,7 @@ pub mod limits;
 pub mod operator;
 pub mod pkcs7;
 mod rotation;
+mod routes;
 mod server;
 pub mod tls;
 

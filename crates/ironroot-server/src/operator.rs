@@ -9,8 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use ironroot_audit::{Event, Outcome};
 use ironroot_pki::DeviceId;
 use ironroot_store::{Device, DeviceFilter, DeviceState, NewDevice, StoreError};
@@ -21,19 +20,6 @@ use crate::auth::{Conn, operator_actor};
 use crate::claims::{self, ClaimScope};
 use crate::error::ApiError;
 use crate::identity::IdentityError;
-
-pub(crate) fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/api/v1/devices", get(list).post(add))
-        .route("/api/v1/devices/import", post(import))
-        .route("/api/v1/devices/{id}", get(show))
-        .route("/api/v1/devices/{id}/claim", post(claim_device))
-        .route("/api/v1/devices/{id}/revoke", post(revoke))
-        .route("/api/v1/devices/{id}/decommission", post(decommission))
-        .route("/api/v1/devices/{id}/quarantine", post(quarantine))
-        .route("/api/v1/devices/{id}/release", post(release))
-        .route("/api/v1/groups/{name}/claim", post(claim_group))
-}
 
 async fn operator(
     state: &Shared,
@@ -149,7 +135,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&raw).map_err(|_| ApiError::BadRequest)
 }
 
-async fn add(
+pub(crate) async fn add(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -239,7 +225,7 @@ fn refuse_unsupported_text(line_no: usize, line: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn import(
+pub(crate) async fn import(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -275,7 +261,7 @@ async fn import(
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     group: Option<String>,
     state: Option<String>,
     owner: Option<String>,
@@ -283,7 +269,7 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-async fn list(
+pub(crate) async fn list(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -331,7 +317,7 @@ pub struct DeviceDetail {
     pub certificates: Vec<CertificateView>,
 }
 
-async fn show(
+pub(crate) async fn show(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -409,7 +395,7 @@ async fn mint(
     }))
 }
 
-async fn claim_device(
+pub(crate) async fn claim_device(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -425,7 +411,7 @@ async fn claim_device(
     mint(&state, &conn, &actor, ClaimScope::Device(id), req).await
 }
 
-async fn claim_group(
+pub(crate) async fn claim_group(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -463,7 +449,7 @@ pub struct RetireResult {
     pub revoked: Vec<String>,
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -475,7 +461,7 @@ async fn revoke(
     retire_answer(&state, actor, id, result).await
 }
 
-async fn decommission(
+pub(crate) async fn decommission(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
@@ -525,7 +511,7 @@ pub struct StateResult {
 
 /// Quarantine: the device stays connected-capable but the broker gives it the quarantine
 /// policy (its own status topic only), within a second, through the change feed.
-async fn quarantine(
+pub(crate) async fn quarantine(
     state: State<Shared>,
     conn: Extension<Conn>,
     headers: HeaderMap,
@@ -543,7 +529,7 @@ async fn quarantine(
 }
 
 /// Release from quarantine: back to active, its attached policies apply again.
-async fn release(
+pub(crate) async fn release(
     state: State<Shared>,
     conn: Extension<Conn>,
     headers: HeaderMap,

@@ -183,25 +183,30 @@ pub async fn wait_for_signal() {
 
 fn online_secrets(config: &ServerConfig) -> Result<OnlineSecrets, StartError> {
     let bytes = match &config.ca_passphrase {
-        Some(p) => Zeroizing::new(p.to_vec()),
+        Some(p) => Some(Zeroizing::new(p.to_vec())),
         None => {
             let path = config.data_dir.join("pki").join("online-passphrase");
-            match std::fs::read(&path) {
-                Ok(b) => Zeroizing::new(b),
-                Err(_) => return Err(StartError::NoOnlinePassphrase),
-            }
+            std::fs::read(&path).ok().map(Zeroizing::new)
         }
     };
-    let trimmed = String::from_utf8_lossy(&bytes)
-        .trim_end_matches(['\n', '\r'])
-        .as_bytes()
-        .to_vec();
+    // Online keys in a PKCS#11 token need the PIN and no passphrase.
+    let passphrase = match bytes {
+        Some(bytes) => {
+            let trimmed = String::from_utf8_lossy(&bytes)
+                .trim_end_matches(['\n', '\r'])
+                .as_bytes()
+                .to_vec();
+            Some(
+                Passphrase::new(trimmed)
+                    .map_err(|e| StartError::Config(format!("online passphrase: {e}")))?,
+            )
+        }
+        None if config.pkcs11_pin.is_some() => None,
+        None => return Err(StartError::NoOnlinePassphrase),
+    };
     Ok(OnlineSecrets {
-        passphrase: Some(
-            Passphrase::new(trimmed)
-                .map_err(|e| StartError::Config(format!("online passphrase: {e}")))?,
-        ),
-        pkcs11_pin: None,
+        passphrase,
+        pkcs11_pin: config.pkcs11_pin.clone(),
     })
 }
 

@@ -4,6 +4,7 @@
 mod harness;
 
 mod bad_input;
+mod blocking;
 mod crash;
 mod issuance;
 mod revocation;

@@ -122,6 +122,26 @@ impl OnlineCa {
         self.intermediates.iter().map(|(ca, until)| (ca, *until))
     }
 
+    /// Wraps every intermediate's signing key in `wrap` (tests and benchmarks: add a token's
+    /// latency, count signatures). The wrapper must sign with the key it is given.
+    pub fn map_intermediate_signers(
+        self,
+        wrap: impl Fn(Arc<dyn CaSigner>) -> Arc<dyn CaSigner>,
+    ) -> Result<Self, crate::IssueError> {
+        let mut intermediates = Vec::with_capacity(self.intermediates.len());
+        for (ca, until) in self.intermediates {
+            let signer = wrap(Arc::clone(ca.signer()));
+            intermediates.push((
+                IssuingCa::new(ca.certificate().clone(), ca.role(), signer)?,
+                until,
+            ));
+        }
+        Ok(Self {
+            intermediates,
+            ..self
+        })
+    }
+
     /// The factory CA.
     pub fn factory(&self) -> &IssuingCa {
         &self.factory

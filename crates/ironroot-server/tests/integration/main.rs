@@ -2,5 +2,6 @@
 //! clients, on SQLite and PostgreSQL.
 
 mod harness;
+mod openapi;
 mod provisioning;
 mod refusals;

@@ -4,24 +4,26 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use ironroot_identity::IdentityOptions;
 use ironroot_pki::CaSigner as _;
 use ironroot_pki::{
     CaDirectory, DeviceId, Handling, HierarchyPolicy, InitOptions, IssuancePolicy, KdfParams,
-    OnlineKeyBackend, OnlineSecrets, Passphrase, Pin, RevocationReason, ServerName, SoftwareKey,
-    SubjectKey, WrittenFile,
+    RevocationReason, ServerName, SoftwareKey, SubjectKey, WrittenFile,
 };
+use ironroot_store::RevocationReason as StoreReason;
 use time::{Duration, OffsetDateTime};
 
-use std::sync::Arc;
-
-use ironroot_audit::Audit;
-use ironroot_identity::{IdentityOptions, IdentityService, IssuePurpose, IssueRequest};
-use ironroot_pki::Serial;
-use ironroot_store::RevocationReason as StoreReason;
-
 use crate::cmd::device::StoreArgs;
+
+mod batch;
+mod issue;
+mod secrets;
+
+use issue::open_identity;
+use secrets::{new_key_backend, root_passphrase};
+pub(crate) use secrets::online_secrets;
 
 /// Manage the certificate authority: create it, rotate the intermediate, export the chain and CRLs.
 #[derive(Debug, Subcommand)]
@@ -47,7 +49,8 @@ pub enum CaCommand {
     /// in the registry, plus the root CRL) into one PEM file for
     /// `openssl verify -crl_check_all -CRLfile`. Also refreshes <data-dir>/pki/crl.pem.
     Crl(CrlArgs),
-    /// Issue a device certificate from a certificate signing request (CSR).
+    /// Issue a device certificate from a certificate signing request (CSR), or one for every
+    /// CSR in a directory (--csr-dir, --out-dir: a factory batch, one CA unlock).
     ///
     /// The device must be registered (`ironroot device add`) and not revoked. Only the CSR's
     /// public key (ECDSA P-256) is used; a CN in the CSR must equal --device. The certificate
@@ -57,6 +60,10 @@ pub enum CaCommand {
     /// Example: openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
     /// -keyout dev.key -subj /CN=sensor-0001 -out dev.csr && ironroot ca issue --device
     /// sensor-0001 --csr dev.csr --out dev.crt
+    ///
+    /// Batch: ironroot ca issue --csr-dir csrs/ --out-dir certs/ issues csrs/<id>.csr for device
+    /// <id> into certs/<id>.crt.pem and prints {"issued":N,"failed":M,"failures":[...],
+    /// "seconds":S,"per_second":R}; a bad CSR is listed in "failures" without stopping the rest.
     Issue(IssueArgs),
     /// Revoke one certificate (--serial) or a device and all its certificates (--device).
     ///
@@ -188,17 +195,29 @@ pub struct IssueArgs {
     #[command(flatten)]
     online: OnlineKeyArgs,
     /// Device id the certificate is for (registered with `ironroot device add`).
-    #[arg(long, value_name = "ID")]
-    device: String,
+    #[arg(long, value_name = "ID", required_unless_present = "csr_dir")]
+    device: Option<String>,
     /// The certificate signing request, PEM or DER (at most 16 KiB).
-    #[arg(long, value_name = "CSR.pem")]
-    csr: PathBuf,
+    #[arg(
+        long,
+        value_name = "CSR.pem",
+        required_unless_present = "csr_dir",
+        conflicts_with = "csr_dir"
+    )]
+    csr: Option<PathBuf>,
     /// Where to write the certificate (PEM).
-    #[arg(long, value_name = "CERT.pem")]
-    out: PathBuf,
+    #[arg(long, value_name = "CERT.pem", required_unless_present = "csr_dir")]
+    out: Option<PathBuf>,
     /// Also write the CA chain (intermediate, root) here.
     #[arg(long, value_name = "CHAIN.pem")]
     chain_out: Option<PathBuf>,
+    /// Batch: issue for every `<device-id>.csr` / `<device-id>.pem` in this directory, with
+    /// one unlock of the CA key. Prints a JSON summary; exits non-zero if any failed.
+    #[arg(long, value_name = "DIR", requires = "out_dir", conflicts_with_all = ["device", "out"])]
+    csr_dir: Option<PathBuf>,
+    /// Batch: where to write `<device-id>.crt.pem` for each issued CSR, and `chain.pem`.
+    #[arg(long, value_name = "DIR", requires = "csr_dir")]
+    out_dir: Option<PathBuf>,
 }
 
 /// Arguments of `ca revoke`.
@@ -307,8 +326,8 @@ pub fn run(cmd: CaCommand) -> Result<()> {
             service.store().close().await;
             output(a.out.as_deref(), &text)
         }),
-        CaCommand::Issue(a) => block_on(issue(a)),
-        CaCommand::Revoke(a) => block_on(revoke(a)),
+        CaCommand::Issue(a) => block_on(issue::issue(a)),
+        CaCommand::Revoke(a) => block_on(issue::revoke(a)),
         CaCommand::ServerCert(a) => {
             let dir = CaDirectory::new(&a.dir.data_dir);
             let online = dir.open_online(&online_secrets(&a.online, &dir)?, now)?;
@@ -350,104 +369,6 @@ fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(f)
-}
-
-/// The identity service on the data directory's CA, the registry and the audit log.
-async fn open_identity(
-    store: &StoreArgs,
-    online: &OnlineKeyArgs,
-    options: IdentityOptions,
-    create: bool,
-) -> Result<IdentityService> {
-    let dir = CaDirectory::new(&store.data_dir);
-    let ca = dir.open_online(&online_secrets(online, &dir)?, OffsetDateTime::now_utc())?;
-    let registry = store.open(create).await?;
-    let audit = Audit::open_store(&registry, &store.data_dir)
-        .await
-        .context("cannot open the audit log")?;
-    Ok(IdentityService::open(ca, registry, Arc::new(audit), options).await?)
-}
-
-async fn issue(a: IssueArgs) -> Result<()> {
-    let device = DeviceId::parse(&a.device).context("--device")?;
-    let csr = fs::read(&a.csr).with_context(|| format!("reading {}", a.csr.display()))?;
-    let service = open_identity(
-        &a.store,
-        &a.online,
-        IdentityOptions::new(&a.store.data_dir),
-        false,
-    )
-    .await?;
-    let issued = service
-        .issue(IssueRequest {
-            device,
-            csr,
-            actor: CLI_ACTOR.to_owned(),
-            source: None,
-            purpose: IssuePurpose::Manual,
-        })
-        .await;
-    service.store().close().await;
-    let issued = issued?;
-    // Recorded and audited: only now does the certificate leave the process.
-    fs::write(&a.out, issued.pem()).with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
-        "Issued a certificate for device {} (now {}):",
-        a.device, issued.device_state
-    );
-    println!("  serial       {}", issued.serial());
-    println!("  fingerprint  {}", issued.fingerprint());
-    println!("  valid until  {}", issued.not_after().date());
-    println!("  written to   {}", a.out.display());
-    if let Some(chain) = &a.chain_out {
-        fs::write(chain, &issued.chain_pem)
-            .with_context(|| format!("writing {}", chain.display()))?;
-        println!("  CA chain     {}", chain.display());
-    }
-    Ok(())
-}
-
-async fn revoke(a: RevokeArgs) -> Result<()> {
-    let service = open_identity(
-        &a.store,
-        &a.online,
-        IdentityOptions::new(&a.store.data_dir),
-        false,
-    )
-    .await?;
-    let result = async {
-        if let Some(serial) = &a.serial {
-            let serial = Serial::from_hex(serial)
-                .with_context(|| format!("--serial {serial:?} is not a hex serial number"))?;
-            let cert = service.revoke_serial(&serial, a.reason, CLI_ACTOR).await?;
-            println!(
-                "Revoked certificate {} of device {} ({}).",
-                cert.serial,
-                cert.device_id.as_deref().unwrap_or("-"),
-                a.reason
-            );
-        } else if let Some(device) = &a.device {
-            let id = DeviceId::parse(device).context("--device")?;
-            let certs = service.revoke_device_for(&id, a.reason, CLI_ACTOR).await?;
-            println!(
-                "Revoked device {device} and {} certificate(s):",
-                certs.len()
-            );
-            for c in &certs {
-                println!("  {}", c.serial);
-            }
-        }
-        let crl = service.write_crl().await?;
-        println!(
-            "Running servers drop these sessions within a second. CRL re-signed: {} (next update {}).",
-            service.crl_path().display(),
-            crl.next_update()
-        );
-        Ok(())
-    }
-    .await;
-    service.store().close().await;
-    result
 }
 
 fn init(a: InitArgs, now: OffsetDateTime) -> Result<()> {
@@ -511,70 +432,6 @@ fn print_written(written: &[WrittenFile]) {
             println!("  {:<55} {}", f.path.display(), f.what);
         }
     }
-}
-
-fn read_secret_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn root_passphrase(file: Option<&Path>) -> Result<Passphrase> {
-    let bytes = match (file, std::env::var_os("IRONROOT_ROOT_PASSPHRASE")) {
-        (Some(f), _) => read_secret_file(f)?,
-        (None, Some(v)) => v.into_encoded_bytes(),
-        (None, None) => bail!(
-            "the root passphrase is needed: give --root-passphrase-file FILE or set IRONROOT_ROOT_PASSPHRASE"
-        ),
-    };
-    Ok(Passphrase::new(bytes)?)
-}
-
-fn online_passphrase(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<Option<Passphrase>> {
-    let bytes = if let Some(f) = &args.ca_passphrase_file {
-        read_secret_file(f)?
-    } else if let Some(v) = std::env::var_os("IRONROOT_CA_PASSPHRASE") {
-        v.into_encoded_bytes()
-    } else {
-        let generated = dir.path().join("online-passphrase");
-        if !generated.exists() {
-            return Ok(None);
-        }
-        read_secret_file(&generated)?
-    };
-    Ok(Some(Passphrase::new(bytes)?))
-}
-
-fn pkcs11_pin(args: &OnlineKeyArgs) -> Result<Option<Pin>> {
-    if let Some(f) = &args.pkcs11_pin_file {
-        let text = String::from_utf8(read_secret_file(f)?).context("PIN file is not UTF-8")?;
-        return Ok(Some(Pin::new(text)));
-    }
-    Ok(std::env::var("IRONROOT_PKCS11_PIN").ok().map(Pin::new))
-}
-
-pub(crate) fn online_secrets(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineSecrets> {
-    Ok(OnlineSecrets {
-        passphrase: online_passphrase(args, dir)?,
-        pkcs11_pin: pkcs11_pin(args)?,
-    })
-}
-
-fn new_key_backend(args: &OnlineKeyArgs, dir: &CaDirectory) -> Result<OnlineKeyBackend> {
-    if let Some(module) = &args.pkcs11_module {
-        let pin = pkcs11_pin(args)?.context(
-            "the PKCS#11 PIN is needed: give --pkcs11-pin-file FILE or set IRONROOT_PKCS11_PIN",
-        )?;
-        return Ok(OnlineKeyBackend::Pkcs11 {
-            module: module.clone(),
-            token_label: args
-                .pkcs11_token
-                .clone()
-                .context("--pkcs11-token is required with --pkcs11-module")?,
-            pin,
-        });
-    }
-    let pass = online_passphrase(args, dir)?
-        .context("the online CA passphrase is needed: give --ca-passphrase-file FILE or set IRONROOT_CA_PASSPHRASE")?;
-    Ok(OnlineKeyBackend::EncryptedFile(pass))
 }
 
 fn output(out: Option<&Path>, data: &[u8]) -> Result<()> {

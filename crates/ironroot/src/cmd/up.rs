@@ -55,6 +55,10 @@ pub struct UpArgs {
     /// <data-dir>/pki/online-passphrase).
     #[arg(long, env = "IRONROOT_CA_PASSPHRASE_FILE")]
     ca_passphrase_file: Option<PathBuf>,
+    /// File holding the user PIN of the PKCS#11 token with the online CA keys (else
+    /// IRONROOT_PKCS11_PIN); needed when `ironroot ca init --pkcs11-module` put them there.
+    #[arg(long, env = "IRONROOT_PKCS11_PIN_FILE", value_name = "FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// Runs `ironroot up`.
@@ -66,6 +70,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     overrides.mqtt_addr = args.mqtt_addr;
     overrides.hostnames = args.hostnames;
     overrides.ca_passphrase_file = args.ca_passphrase_file;
+    overrides.pkcs11_pin_file = args.pkcs11_pin_file;
     let config = NodeConfig::resolve(args.config.as_deref(), &overrides)?;
     let env_passphrase = std::env::var_os("IRONROOT_CA_PASSPHRASE");
     if args.print_config {
@@ -79,7 +84,11 @@ pub fn run(args: UpArgs) -> Result<()> {
     if !dir.is_initialized() {
         init_ca(&dir)?;
     }
-    let secrets = NodeSecrets::resolve(&config, env_passphrase)?;
+    let secrets = NodeSecrets::resolve(
+        &config,
+        env_passphrase,
+        std::env::var("IRONROOT_PKCS11_PIN").ok(),
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@
 mod audit;
 mod boot;
 mod ca;
+mod ca_batch;
 mod ca_identity;
 mod demo;
 mod device;
@@ -12,3 +13,4 @@ mod mqtt;
 mod policy;
 mod up;
 mod up_config;
+mod up_pkcs11;
