@@ -57,8 +57,10 @@ pub async fn prepare(db: Db) -> (tempfile::TempDir, NodeConfig, Option<String>) 
             time::OffsetDateTime::now_utc(),
         )
         .unwrap();
-    let mut config = NodeConfig::default();
-    config.data_dir = dir.path().to_owned();
+    let mut config = NodeConfig {
+        data_dir: dir.path().to_owned(),
+        ..NodeConfig::default()
+    };
     config.api.addr = "127.0.0.1:0".parse().unwrap();
     config.mqtt.addr = "127.0.0.1:0".parse().unwrap();
     let pg_name = match db {
