@@ -189,7 +189,8 @@ fn online_secrets(config: &ServerConfig) -> Result<OnlineSecrets, StartError> {
             std::fs::read(&path).ok().map(Zeroizing::new)
         }
     };
-    // Online keys in a PKCS#11 token need the PIN and no passphrase.
+    // Online keys in a PKCS#11 token need the PIN and no passphrase; with neither, the CA
+    // directory names the one its keys need (passphrase or PIN).
     let passphrase = match bytes {
         Some(bytes) => {
             let trimmed = String::from_utf8_lossy(&bytes)
@@ -201,8 +202,7 @@ fn online_secrets(config: &ServerConfig) -> Result<OnlineSecrets, StartError> {
                     .map_err(|e| StartError::Config(format!("online passphrase: {e}")))?,
             )
         }
-        None if config.pkcs11_pin.is_some() => None,
-        None => return Err(StartError::NoOnlinePassphrase),
+        None => None,
     };
     Ok(OnlineSecrets {
         passphrase,
