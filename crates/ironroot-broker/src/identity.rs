@@ -137,11 +137,10 @@ pub fn validate_client_id(id: &str) -> Result<(), ClientIdError> {
         Ok(_) => Ok(()),
         Err(DeviceIdError::Empty) => Err(ClientIdError::Empty),
         Err(DeviceIdError::TooLong { .. }) => Err(ClientIdError::TooLong),
-        Err(DeviceIdError::ForbiddenCharacter { character, .. })
-            if matches!(character, '+' | '#' | '/' | '$') =>
-        {
-            Err(ClientIdError::ReservedCharacter)
-        }
+        Err(DeviceIdError::ForbiddenCharacter {
+            character: '+' | '#' | '/' | '$',
+            ..
+        }) => Err(ClientIdError::ReservedCharacter),
         Err(DeviceIdError::ForbiddenCharacter { character, .. }) if character.is_control() => {
             Err(ClientIdError::ControlCharacter)
         }
