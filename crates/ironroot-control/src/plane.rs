@@ -48,6 +48,10 @@ pub struct MqttPlaneOptions {
     /// that connected with a certificate; `ironroot up` uses it so the first connection with
     /// a rotated-to certificate retires the previous one. Must not block.
     pub on_connect: Option<ConnectHook>,
+    /// The live revoked set to check handshakes against and keep in step with the registry.
+    /// A node passes the identity service's set so the HTTPS verifier and the broker share
+    /// one set kept by this plane's one follower; `None`: a set of the plane's own.
+    pub revocations: Option<Arc<RevocationSet>>,
 }
 
 impl std::fmt::Debug for MqttPlaneOptions {
@@ -60,6 +64,7 @@ impl std::fmt::Debug for MqttPlaneOptions {
                 &self.danger_plaintext_for_tests,
             )
             .field("on_connect", &self.on_connect.is_some())
+            .field("shared_revocations", &self.revocations.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +84,7 @@ impl MqttPlaneOptions {
             workers: 2,
             danger_plaintext_for_tests: false,
             on_connect: None,
+            revocations: None,
         }
     }
 }
@@ -103,7 +109,11 @@ impl MqttPlane {
         let store = opts.store;
         // Take the feed position before loading, so nothing committed meanwhile is missed.
         let cursor = store.change_cursor_now().await?;
-        let revocations = Arc::new(RevocationSet::new());
+        // A shared set was loaded by its owner at an earlier cursor; loading again (idempotent)
+        // covers what was committed between that load and `cursor`.
+        let revocations = opts
+            .revocations
+            .unwrap_or_else(|| Arc::new(RevocationSet::new()));
         load_revoked(&store, &revocations).await?;
         let devices = load_devices(&store).await?;
         let (device_policies, group_policies) = load_policies(&store).await?;

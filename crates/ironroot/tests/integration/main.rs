@@ -11,3 +11,4 @@ mod firmware;
 mod mqtt;
 mod policy;
 mod up;
+mod up_config;
