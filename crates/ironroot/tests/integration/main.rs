@@ -8,6 +8,7 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod layering;
 mod mqtt;
 mod policy;
 mod up;
