@@ -44,6 +44,18 @@ pub fn mosquitto(tool: &str, port: u16, tls: ClientTls<'_>, client_id: &str, v5:
     cmd
 }
 
+/// `cmd` run under `stdbuf -oL`: a client's stdout (mosquitto's `-d` protocol trace) arrives
+/// line by line while it runs instead of in one block when it exits, so a test can wait for
+/// a line such as `received SUBACK`.
+pub fn line_buffered(cmd: &Command) -> Command {
+    let mut wrapped = Command::new(crate::tool("stdbuf"));
+    wrapped
+        .arg("-oL")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    wrapped
+}
+
 /// Reads `stream` line by line on a thread, sending each line (mapped by `f`) to `tx`.
 fn forward<R, T, F>(stream: R, tx: mpsc::Sender<T>, f: F)
 where

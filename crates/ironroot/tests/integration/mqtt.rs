@@ -192,7 +192,7 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
 
     // One second after the CLI committed, the broker grants the subscription. `-d` prints
     // the SUBACK, so sensor-1 publishes only once the subscription is in place.
-    let mut sub = Background::spawn(
+    let mut sub = Background::spawn(mqtt::line_buffered(
         client("mosquitto_sub", tmp, &data, port, "backend-1").args([
             "-t",
             "devices/+/telemetry",
@@ -203,7 +203,7 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
             "-v",
             "-d",
         ]),
-    );
+    ));
     assert!(
         sub.wait_line("received SUBACK", Duration::from_secs(10)),
         "no SUBACK for backend-1"
@@ -223,11 +223,13 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
 
     // `ironroot ca revoke` (another process) cuts sensor-1's live session: revoked only once
     // the session is up (its SUBACK printed), so the broker has a session to cut.
-    let mut live = Background::spawn(client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
-        "-t",
-        "devices/sensor-1/commands",
-        "-d",
-    ]));
+    let mut live = Background::spawn(mqtt::line_buffered(
+        client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
+            "-t",
+            "devices/sensor-1/commands",
+            "-d",
+        ]),
+    ));
     assert!(
         live.wait_line("received SUBACK", Duration::from_secs(10)),
         "session should be up"
@@ -286,11 +288,13 @@ fn sigterm_stops_mqtt_serve_with_its_last_events_in_the_audit_log() {
     assert!(line.contains("listening on"), "{line}");
     let mut serve = Serve(serve);
 
-    let mut live = Background::spawn(client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
-        "-t",
-        "devices/sensor-1/commands",
-        "-d",
-    ]));
+    let mut live = Background::spawn(mqtt::line_buffered(
+        client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
+            "-t",
+            "devices/sensor-1/commands",
+            "-d",
+        ]),
+    ));
     assert!(
         live.wait_line("received SUBACK", Duration::from_secs(10)),
         "session should be up"
