@@ -349,7 +349,7 @@ async fn show(
         certificates: certs
             .into_iter()
             .map(|c| CertificateView {
-                serial: c.serial,
+                serial: c.serial.to_string(),
                 kind: c.kind.as_str().to_owned(),
                 status: c.status.as_str().to_owned(),
                 not_after: c.not_after,
@@ -497,7 +497,7 @@ async fn retire_answer(
     match result {
         Ok(certs) => Ok(Json(RetireResult {
             device: id,
-            revoked: certs.into_iter().map(|c| c.serial).collect(),
+            revoked: certs.into_iter().map(|c| c.serial.to_string()).collect(),
         })),
         Err(e) => {
             let _ = state

@@ -12,3 +12,4 @@ mod layering;
 mod mqtt;
 mod policy;
 mod up;
+mod up_config;
