@@ -5,6 +5,7 @@ use std::io;
 /// Everything that can go wrong on the device side. Messages never contain key material or
 /// claim tokens.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// A PEM or DER input (certificate, chain, key) could not be read.
     #[error("cannot read {what}: {reason}")]
@@ -28,9 +29,10 @@ pub enum AgentError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The HTTP exchange failed below the application level.
-    #[error("HTTP: {0}")]
-    Http(String),
+    /// The HTTPS exchange failed below the application level (URL, network, TLS handshake,
+    /// malformed or over-long response, timeout).
+    #[error("HTTPS: {0}")]
+    Https(#[from] ironroot_https_client::HttpsError),
     /// The server answered an EST request with an error status.
     #[error("the server refused the request: HTTP {status}: {body}")]
     Refused {

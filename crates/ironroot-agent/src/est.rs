@@ -9,14 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
+use ironroot_https_client::{Endpoint, HttpsClient, Limits};
 use rustls::ClientConfig;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use crate::{AgentError, DeviceTls, TrustAnchor};
@@ -31,35 +26,15 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// An EST client bound to one server (`https://host:port`).
 #[derive(Debug, Clone)]
 pub struct EstClient {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     trust: TrustAnchor,
 }
 
 impl EstClient {
     /// A client for `url` (`https://host[:port]`, default port 8443) that trusts only `trust`.
     pub fn new(url: &str, trust: TrustAnchor) -> Result<Self, AgentError> {
-        let bad = |reason: &str| AgentError::BadInput {
-            what: "server URL",
-            reason: reason.to_string(),
-        };
-        let rest = url
-            .strip_prefix("https://")
-            .ok_or_else(|| bad("must start with https://"))?;
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>().map_err(|_| bad("bad port"))?,
-            ),
-            _ => (authority, 8443),
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
         Ok(Self {
-            host: host.to_string(),
-            port,
+            endpoint: Endpoint::parse(url, Some(8443))?,
             trust,
         })
     }
@@ -68,7 +43,7 @@ impl EstClient {
     pub async fn cacerts(&self) -> Result<Vec<CertificateDer<'static>>, AgentError> {
         let cfg = self.trust.anonymous_client()?;
         let body = self
-            .exchange(cfg, Method::GET, "cacerts", None, Vec::new())
+            .exchange(cfg, "GET", "cacerts", None, Vec::new())
             .await?;
         parse_certs_only(&body)
     }
@@ -85,13 +60,7 @@ impl EstClient {
         let auth = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
         let cfg = self.trust.anonymous_client()?;
         let body = self
-            .exchange(
-                cfg,
-                Method::POST,
-                "simpleenroll",
-                Some(&auth),
-                csr_body(csr_der),
-            )
+            .exchange(cfg, "POST", "simpleenroll", Some(&auth), csr_body(csr_der))
             .await?;
         parse_certs_only(&body)
     }
@@ -106,7 +75,7 @@ impl EstClient {
         let body = self
             .exchange(
                 tls.config(),
-                Method::POST,
+                "POST",
                 "simpleenroll",
                 None,
                 csr_body(csr_der),
@@ -125,7 +94,7 @@ impl EstClient {
         let body = self
             .exchange(
                 tls.config(),
-                Method::POST,
+                "POST",
                 "simplereenroll",
                 None,
                 csr_body(csr_der),
@@ -134,85 +103,47 @@ impl EstClient {
         parse_certs_only(&body)
     }
 
-    /// One request on its own TLS connection; returns the body of a 200 answer.
+    /// One request on its own TLS connection (ironroot's one HTTPS client, bounded to
+    /// [`MAX_RESPONSE`] bytes and [`TIMEOUT`]); returns the body of a 200 answer.
     async fn exchange(
         &self,
         cfg: Arc<ClientConfig>,
-        method: Method,
+        method: &str,
         operation: &str,
         authorization: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Vec<u8>, AgentError> {
-        tokio::time::timeout(
-            TIMEOUT,
-            self.exchange_inner(cfg, method, operation, authorization, body),
-        )
-        .await
-        .map_err(|_| AgentError::Timeout("the EST server"))?
-    }
-
-    async fn exchange_inner(
-        &self,
-        cfg: Arc<ClientConfig>,
-        method: Method,
-        operation: &str,
-        authorization: Option<&str>,
-        body: Vec<u8>,
-    ) -> Result<Vec<u8>, AgentError> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| AgentError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let name = ServerName::try_from(self.host.clone()).map_err(|e| AgentError::BadInput {
-            what: "server host name",
-            reason: e.to_string(),
-        })?;
-        let tls = TlsConnector::from(cfg)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| AgentError::Tls(format!("handshake with {addr}: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| AgentError::Http(e.to_string()))?;
-        let driver = tokio::spawn(conn);
-
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(format!("/.well-known/est/{operation}"))
-            .header(hyper::header::HOST, &addr);
-        if method == Method::POST {
-            req = req
-                .header(hyper::header::CONTENT_TYPE, "application/pkcs10")
-                .header("content-transfer-encoding", "base64");
+        let client = HttpsClient::new(self.endpoint.clone(), cfg)?.with_limits(Limits {
+            max_body: MAX_RESPONSE,
+            timeout: TIMEOUT,
+        });
+        let mut headers = Vec::new();
+        if method == "POST" {
+            headers.push(("content-type", "application/pkcs10"));
+            headers.push(("content-transfer-encoding", "base64"));
         }
         if let Some(auth) = authorization {
-            req = req.header(hyper::header::AUTHORIZATION, auth);
+            headers.push(("authorization", auth));
         }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| AgentError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| AgentError::Http(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| AgentError::Http(e.to_string()))?
-            .to_bytes();
-        driver.abort();
-        if status != 200 {
-            let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+        let resp = client
+            .request(
+                method,
+                &format!("/.well-known/est/{operation}"),
+                &headers,
+                &body,
+            )
+            .await?;
+        if resp.status != 200 {
+            let text: String = String::from_utf8_lossy(&resp.body)
+                .chars()
+                .take(200)
+                .collect();
             return Err(AgentError::Refused {
-                status,
+                status: resp.status,
                 body: text.trim().to_string(),
             });
         }
-        Ok(bytes.to_vec())
+        Ok(resp.body)
     }
 }
 
@@ -268,9 +199,9 @@ mod tests {
     fn url_parsing() {
         let anchor = test_anchor();
         let c = EstClient::new("https://127.0.0.1:9443/", anchor.clone()).unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 9443));
+        assert_eq!(c.endpoint.authority(), "127.0.0.1:9443");
         let c = EstClient::new("https://localhost", anchor.clone()).unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("localhost", 8443));
+        assert_eq!(c.endpoint.authority(), "localhost:8443");
         assert!(EstClient::new("http://localhost", anchor.clone()).is_err());
         assert!(EstClient::new("https://:1", anchor.clone()).is_err());
         assert!(EstClient::new("https://h:99999", anchor).is_err());

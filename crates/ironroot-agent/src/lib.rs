@@ -13,7 +13,9 @@
 //! ```
 //!
 //! The agent trusts exactly the ironroot root certificate it was given (`ironroot ca chain`);
-//! nothing from the operating system's trust store.
+//! nothing from the operating system's trust store. EST runs over ironroot's one HTTPS client
+//! (`ironroot-https-client`, shared with the operator CLI): an answer larger than 256 KiB or
+//! slower than 30 s is refused with a typed error ([`AgentError::Https`]).
 #![forbid(unsafe_code)]
 
 mod error;

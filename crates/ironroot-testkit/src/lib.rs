@@ -4,10 +4,16 @@
 //! This crate finds them and, when one is missing, fails the test loudly with the command that
 //! installs it — a test never skips silently because its oracle is absent.
 //!
+//! Feature `mqtt` adds [`mqtt`], the one driver for the real MQTT clients (mosquitto_pub/sub
+//! and the scripted paho-mqtt client) used by the broker, control and CLI suites; feature `pg`
+//! adds throwaway PostgreSQL databases.
+//!
 //! Lookup order for a tool: `$IRONROOT_VENV/bin`, then `<workspace>/.venv/bin` (the virtualenv
 //! that `.ci/run` creates), then `$PATH`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 #[cfg(feature = "pg")]
 pub mod pg;
 

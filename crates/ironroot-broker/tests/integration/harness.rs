@@ -1,11 +1,9 @@
 //! Test fixtures: a broker on an ephemeral port with a test PKI and an event log, and drivers for
 //! the real clients (mosquitto_pub / mosquitto_sub, scripted paho-mqtt).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ironroot_broker::{
@@ -13,8 +11,9 @@ use ironroot_broker::{
     PolicySnapshot, event_channel,
 };
 use ironroot_policy::{AttachedPolicy, Attachment, PolicyDocument, PolicyName};
+use ironroot_testkit::mqtt::ClientTls;
 use parking_lot::{Condvar, Mutex};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::pki::{ClientFiles, TestPki};
 
@@ -180,7 +179,17 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-// ---------- mosquitto clients ----------
+// ---------- the real clients (one driver in ironroot-testkit) ----------
+
+pub use ironroot_testkit::mqtt::{Background, Paho, evs, payloads};
+
+fn tls<'a>(ca: &'a Path, c: &'a ClientFiles) -> ClientTls<'a> {
+    ClientTls {
+        ca_file: ca,
+        cert: &c.cert,
+        key: &c.key,
+    }
+}
 
 /// `mosquitto_pub`/`mosquitto_sub` with a device certificate.
 pub fn mosquitto(
@@ -190,21 +199,8 @@ pub fn mosquitto(
     client_id: &str,
     v5: bool,
 ) -> Command {
-    let mut cmd = Command::new(ironroot_testkit::tool(tool));
-    cmd.args(["-h", "127.0.0.1", "-p", &b.port.to_string()])
-        .arg("--cafile")
-        .arg(b.pki.ca_file())
-        .arg("--cert")
-        .arg(&c.cert)
-        .arg("--key")
-        .arg(&c.key)
-        .args([
-            "-i",
-            client_id,
-            "-V",
-            if v5 { "mqttv5" } else { "mqttv311" },
-        ]);
-    cmd
+    let ca = b.pki.ca_file();
+    ironroot_testkit::mqtt::mosquitto(tool, b.port, tls(&ca, c), client_id, v5)
 }
 
 pub struct Output {
@@ -222,216 +218,8 @@ pub fn run(mut cmd: Command) -> Output {
     }
 }
 
-/// A running `mosquitto_sub`, collecting its output lines.
-pub struct Background {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Background {
-    pub fn spawn(mut cmd: Command) -> Background {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("client starts");
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Background {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for the process to exit (killing it after `timeout`) and returns all its lines.
-    pub fn finish(mut self, timeout: Duration) -> (Option<i32>, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        let code = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break self.child.wait().ok().and_then(|s| s.code());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        std::thread::sleep(Duration::from_millis(50));
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
-        }
-        (code, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------- paho-mqtt ----------
-
-fn driver_path() -> PathBuf {
-    static SCRIPT: &str = include_str!("paho_driver.py");
-    let path = std::env::temp_dir().join(format!("ironroot-broker-paho-{}.py", std::process::id()));
-    if !path.exists() {
-        let tmp = path.with_extension(
-            format!("{:?}.tmp", std::thread::current().id()).replace(['(', ')'], ""),
-        );
-        std::fs::write(&tmp, SCRIPT).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
-}
-
 /// Builds a paho driver spec for client `id` with certificate `c`.
 pub fn paho_spec(b: &TestBroker, c: &ClientFiles, id: &str, protocol: u8, steps: Value) -> Value {
-    json!({
-        "port": b.port,
-        "ca": b.pki.ca_file(),
-        "cert": c.cert,
-        "key": c.key,
-        "client_id": id,
-        "protocol": protocol,
-        "steps": steps,
-    })
-}
-
-/// A running paho driver; its JSON event lines arrive as they happen.
-pub struct Paho {
-    child: Child,
-    lines: mpsc::Receiver<Value>,
-    pub seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Paho {
-    pub fn spawn(spec: &Value) -> Paho {
-        let mut child = Command::new(ironroot_testkit::python())
-            .arg(driver_path())
-            .arg(spec.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python starts");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let s2 = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                s2.lock().push_str(&line);
-                s2.lock().push('\n');
-            }
-        });
-        Paho {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// Runs a spec to completion.
-    pub fn run(spec: &Value) -> Vec<Value> {
-        let mut p = Paho::spawn(spec);
-        p.wait(|v| v["ev"] == "done", Duration::from_secs(30));
-        p.finish()
-    }
-
-    /// Waits for an event line matching `pred`.
-    pub fn wait(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-            return Some(v.clone());
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    let hit = pred(&v);
-                    self.seen.push(v.clone());
-                    if hit {
-                        return Some(v);
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        None
-    }
-
-    pub fn wait_ev(&mut self, ev: &str, timeout: Duration) -> Option<Value> {
-        self.wait(|v| v["ev"] == ev, timeout)
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().clone()
-    }
-
-    /// Waits for the driver to exit and returns every event line.
-    pub fn finish(mut self) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(20));
-        while let Ok(v) = self.lines.try_recv() {
-            self.seen.push(v);
-        }
-        assert!(
-            self.seen.iter().any(|v| v["ev"] == "done"),
-            "paho driver did not finish: {:?}\nstderr:\n{}",
-            self.seen,
-            self.stderr()
-        );
-        std::mem::take(&mut self.seen)
-    }
-}
-
-impl Drop for Paho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The events of kind `ev` in a driver log.
-pub fn evs<'a>(log: &'a [Value], ev: &str) -> Vec<&'a Value> {
-    log.iter().filter(|v| v["ev"] == ev).collect()
-}
-
-/// Payloads of received messages.
-pub fn payloads(log: &[Value]) -> Vec<String> {
-    evs(log, "message")
-        .iter()
-        .map(|m| m["payload"].as_str().unwrap().to_string())
-        .collect()
+    let ca = b.pki.ca_file();
+    ironroot_testkit::mqtt::paho_spec(b.port, tls(&ca, c), id, protocol, steps)
 }

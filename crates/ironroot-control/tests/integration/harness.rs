@@ -1,10 +1,9 @@
 //! A data directory with a CA, a registry and an audit log, a running MqttPlane, device
 //! certificates from openssl CSRs, and the real MQTT clients.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, mpsc};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironroot_audit::storage::LogStorage;
@@ -15,8 +14,9 @@ use ironroot_pki::{
     OnlineKeyBackend, OnlineSecrets, Passphrase,
 };
 use ironroot_store::{CertificateKind, DeviceState, NewCertificate, NewDevice, Store};
+use ironroot_testkit::mqtt::ClientTls;
 use ironroot_testkit::pg;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,23 +256,21 @@ pub fn issue_with_openssl(data_dir: &Path, id: &str) -> DeviceFiles {
     }
 }
 
-/// `mosquitto_pub`/`mosquitto_sub` with a device certificate.
+pub use ironroot_testkit::mqtt::{Paho, evs};
+
+fn tls<'a>(ca: &'a Path, d: &'a DeviceFiles) -> ClientTls<'a> {
+    ClientTls {
+        ca_file: ca,
+        cert: &d.cert,
+        key: &d.key,
+    }
+}
+
+/// `mosquitto_pub`/`mosquitto_sub` with a device certificate (the one driver in
+/// ironroot-testkit).
 pub fn mosquitto(tool: &str, node: &Node, d: &DeviceFiles, client_id: &str, v5: bool) -> Command {
-    let mut cmd = Command::new(ironroot_testkit::tool(tool));
-    cmd.args(["-h", "127.0.0.1", "-p", &node.port().to_string()])
-        .arg("--cafile")
-        .arg(node.ca_file())
-        .arg("--cert")
-        .arg(&d.cert)
-        .arg("--key")
-        .arg(&d.key)
-        .args([
-            "-i",
-            client_id,
-            "-V",
-            if v5 { "mqttv5" } else { "mqttv311" },
-        ]);
-    cmd
+    let ca = node.ca_file();
+    ironroot_testkit::mqtt::mosquitto(tool, node.port(), tls(&ca, d), client_id, v5)
 }
 
 pub struct Out {
@@ -292,116 +290,10 @@ pub fn run(mut cmd: Command) -> Out {
     }
 }
 
-// ---------- paho-mqtt ----------
-
-fn driver_path() -> PathBuf {
-    // The broker crate's paho-mqtt driver, shared rather than copied.
-    static SCRIPT: &str = include_str!("../../../ironroot-broker/tests/integration/paho_driver.py");
-    let path =
-        std::env::temp_dir().join(format!("ironroot-control-paho-{}.py", std::process::id()));
-    if !path.exists() {
-        let tmp = path.with_extension(
-            format!("{:?}.tmp", std::thread::current().id()).replace(['(', ')'], ""),
-        );
-        std::fs::write(&tmp, SCRIPT).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
-}
-
+/// A paho driver spec for client `id` with the certificate of `d`.
 pub fn paho_spec(node: &Node, d: &DeviceFiles, id: &str, protocol: u8, steps: Value) -> Value {
-    json!({
-        "port": node.port(),
-        "ca": node.ca_file(),
-        "cert": d.cert,
-        "key": d.key,
-        "client_id": id,
-        "protocol": protocol,
-        "steps": steps,
-    })
-}
-
-/// A running paho driver; its JSON event lines arrive as they happen, with their arrival time.
-pub struct Paho {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, Value)>,
-    pub seen: Vec<(Instant, Value)>,
-}
-
-impl Paho {
-    pub fn spawn(spec: &Value) -> Paho {
-        let mut child = Command::new(ironroot_testkit::python())
-            .arg(driver_path())
-            .arg(spec.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python starts");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && tx.send((Instant::now(), v)).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Paho {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for an event line matching `pred`; returns it with its arrival time.
-    pub fn wait(
-        &mut self,
-        pred: impl Fn(&Value) -> bool,
-        timeout: Duration,
-    ) -> Option<(Instant, Value)> {
-        if let Some(v) = self.seen.iter().find(|(_, v)| pred(v)) {
-            return Some(v.clone());
-        }
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(v) => {
-                    let hit = pred(&v.1);
-                    self.seen.push(v.clone());
-                    if hit {
-                        return Some(v);
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        None
-    }
-
-    /// Runs a spec to completion and returns its event lines.
-    pub fn run(spec: &Value) -> Vec<Value> {
-        let mut p = Paho::spawn(spec);
-        assert!(
-            p.wait(|v| v["ev"] == "done", Duration::from_secs(30))
-                .is_some(),
-            "paho driver did not finish: {:?}",
-            p.seen
-        );
-        p.seen.iter().map(|(_, v)| v.clone()).collect()
-    }
-}
-
-impl Drop for Paho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn evs<'a>(log: &'a [Value], ev: &str) -> Vec<&'a Value> {
-    log.iter().filter(|v| v["ev"] == ev).collect()
+    let ca = node.ca_file();
+    ironroot_testkit::mqtt::paho_spec(node.port(), tls(&ca, d), id, protocol, steps)
 }
 
 /// Runs the store-writer helper (a separate process) and returns the commit time.

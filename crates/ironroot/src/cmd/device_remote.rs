@@ -136,7 +136,7 @@ pub(crate) async fn try_remote(cmd: &DeviceCommand) -> Result<Option<String>> {
             if offline_ok
                 && remote.implicit
                 && e.downcast_ref::<ClientError>()
-                    .is_some_and(|c| matches!(c, ClientError::Io(_))) =>
+                    .is_some_and(ClientError::is_unreachable) =>
         {
             Ok(None)
         }

@@ -111,13 +111,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let plane = MqttPlane::start(opts).await?;
     println!(
-        "ironroot MQTT (mutual TLS) listening on {}; registry {}; Ctrl-C stops",
+        "ironroot MQTT (mutual TLS) listening on {}; registry {}; Ctrl-C or SIGTERM stops",
         plane.mqtt_addr(),
         a.store.describe()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    // SIGTERM (systemd, containers) stops as cleanly as Ctrl-C: the broker's last events
+    // (the shutdown kicks among them) reach the audit log before the process exits.
+    ironroot_server::wait_for_signal().await;
     eprintln!("stopping");
     plane.shutdown().await;
     store.close().await;

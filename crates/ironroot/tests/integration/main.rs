@@ -9,6 +9,7 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod layering;
 mod mqtt;
 mod policy;
 mod up;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ironroot_testkit::mqtt::{self, Background, ClientTls};
 use ironroot_testkit::{run, run_ok, tool};
 
 fn ironroot(data: &Path) -> Command {
@@ -64,24 +65,36 @@ fn device(tmp: &Path, data: &Path, id: &str) {
 }
 
 fn client(tool_name: &str, tmp: &Path, data: &Path, port: u16, id: &str) -> Command {
-    let mut cmd = Command::new(tool(tool_name));
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-V",
-        "mqttv5",
-        "-i",
-        id,
-    ])
-    .arg("--cafile")
-    .arg(data.join("pki/root.crt.pem"))
-    .arg("--cert")
-    .arg(tmp.join(format!("{id}.crt")))
-    .arg("--key")
-    .arg(tmp.join(format!("{id}.key")));
-    cmd
+    let (ca, cert, key) = (
+        data.join("pki/root.crt.pem"),
+        tmp.join(format!("{id}.crt")),
+        tmp.join(format!("{id}.key")),
+    );
+    let tls = ClientTls {
+        ca_file: &ca,
+        cert: &cert,
+        key: &key,
+    };
+    mqtt::mosquitto(tool_name, port, tls, id, true)
+}
+
+/// The audit log once it holds every `needle` (≤ 10 s): broker events are recorded
+/// asynchronously, shortly after the client observed them.
+fn audit_log_with(data: &Path, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = run_ok(ironroot(data).args(["audit", "show"]));
+        let log = String::from_utf8_lossy(&log.stdout).into_owned();
+        let missing: Vec<&&str> = needles.iter().filter(|n| !log.contains(**n)).collect();
+        if missing.is_empty() {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit log lacks {missing:?} 10 s on:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -177,13 +190,24 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
         "{show}"
     );
 
-    // One second after the CLI committed, the broker grants the subscription.
-    let sub = client("mosquitto_sub", tmp, &data, port, "backend-1")
-        .args(["-t", "devices/+/telemetry", "-C", "1", "-W", "10", "-v"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // One second after the CLI committed, the broker grants the subscription. `-d` prints
+    // the SUBACK, so sensor-1 publishes only once the subscription is in place.
+    let mut sub = Background::spawn(mqtt::line_buffered(
+        client("mosquitto_sub", tmp, &data, port, "backend-1").args([
+            "-t",
+            "devices/+/telemetry",
+            "-C",
+            "1",
+            "-W",
+            "10",
+            "-v",
+            "-d",
+        ]),
+    ));
+    assert!(
+        sub.wait_line("received SUBACK", Duration::from_secs(10)),
+        "no SUBACK for backend-1"
+    );
     run_ok(client("mosquitto_pub", tmp, &data, port, "sensor-1").args([
         "-t",
         "devices/sensor-1/telemetry",
@@ -192,26 +216,27 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
         "-q",
         "1",
     ]));
-    let out = sub.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "devices/sensor-1/telemetry 21.5"
-    );
+    let (code, lines) = sub.finish(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let messages: Vec<&String> = lines.iter().filter(|l| !is_debug(l)).collect();
+    assert_eq!(messages, ["devices/sensor-1/telemetry 21.5"], "{lines:#?}");
 
-    // `ironroot ca revoke` (another process) cuts sensor-1's live session.
-    let live = client("mosquitto_sub", tmp, &data, port, "sensor-1")
-        .args(["-t", "devices/sensor-1/commands"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut live = Serve(live);
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(live.0.try_wait().unwrap().is_none(), "session should be up");
+    // `ironroot ca revoke` (another process) cuts sensor-1's live session: revoked only once
+    // the session is up (its SUBACK printed), so the broker has a session to cut.
+    let mut live = Background::spawn(mqtt::line_buffered(
+        client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
+            "-t",
+            "devices/sensor-1/commands",
+            "-d",
+        ]),
+    ));
+    assert!(
+        live.wait_line("received SUBACK", Duration::from_secs(10)),
+        "session should be up"
+    );
     run_ok(ironroot(&data).args(["ca", "revoke", "--device", "sensor-1"]));
     let revoked = Instant::now();
-    while live.0.try_wait().unwrap().is_none() {
+    while live.is_running() {
         assert!(
             revoked.elapsed() < Duration::from_secs(1),
             "session still up 1 s after the revocation committed"
@@ -219,13 +244,79 @@ fn cli_policy_change_and_revocation_reach_a_running_broker() {
         std::thread::sleep(Duration::from_millis(5));
     }
 
-    let log = run_ok(ironroot(&data).args(["audit", "show"]));
-    let log = String::from_utf8_lossy(&log.stdout).into_owned();
-    for needle in ["policy.create", "policy.attach", "mqtt.kick", "mqtt.denied"] {
-        assert!(log.contains(needle), "audit log lacks {needle}:\n{log}");
-    }
+    let log = audit_log_with(
+        &data,
+        &["policy.create", "policy.attach", "mqtt.kick", "mqtt.denied"],
+    );
     assert!(
         log.contains("iot:Pubilsh") || log.contains("Pubilsh"),
         "{log}"
+    );
+}
+
+/// A `mosquitto_sub -d` protocol trace line (as opposed to a received message).
+fn is_debug(line: &str) -> bool {
+    line.starts_with("Client ") || line.starts_with("Subscribed (mid")
+}
+
+/// Regression: `ironroot mqtt serve` stopped only on Ctrl-C, so SIGTERM (systemd, containers)
+/// killed it with the broker's last events still queued. Stopped with SIGTERM, it now cuts
+/// the live sessions, records those kicks in the audit log, and exits cleanly.
+#[test]
+fn sigterm_stops_mqtt_serve_with_its_last_events_in_the_audit_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    let data = tmp.join("data");
+    std::fs::write(tmp.join("root.pass"), "correct horse battery staple\n").unwrap();
+    run_ok(
+        ironroot(&data)
+            .args(["ca", "init", "--root-passphrase-file"])
+            .arg(tmp.join("root.pass")),
+    );
+    device(tmp, &data, "sensor-1");
+    let port = free_port();
+    let mut serve = ironroot(&data)
+        .args(["mqtt", "serve", "--mqtt-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let mut serve = Serve(serve);
+
+    let mut live = Background::spawn(mqtt::line_buffered(
+        client("mosquitto_sub", tmp, &data, port, "sensor-1").args([
+            "-t",
+            "devices/sensor-1/commands",
+            "-d",
+        ]),
+    ));
+    assert!(
+        live.wait_line("received SUBACK", Duration::from_secs(10)),
+        "session should be up"
+    );
+    run_ok(Command::new("kill").args(["-TERM", &serve.0.id().to_string()]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mqtt serve ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "mqtt serve after SIGTERM: {status:?}");
+
+    // The process is gone: whatever it recorded is all there is.
+    let log = run_ok(ironroot(&data).args(["audit", "show"]));
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    assert!(log.contains("mqtt.connect"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("mqtt.kick") && l.contains("Shutdown")),
+        "the shutdown kick of sensor-1 is not in the audit log:\n{log}"
     );
 }

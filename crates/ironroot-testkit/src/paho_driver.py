@@ -1,4 +1,4 @@
-"""Scripted paho-mqtt client for ironroot-broker's integration tests.
+"""Scripted paho-mqtt client for ironroot's integration tests (driven by ironroot_testkit::mqtt::Paho).
 
 Usage: python3 paho_driver.py '<json spec>'
 
