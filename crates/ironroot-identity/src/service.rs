@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_audit::{Audit, Event, EventKind, Outcome};
 use ironroot_pki::{
     CaDirectory, DeviceId, Fingerprint, IssuancePolicy, IssuedCertificate, OnlineCa, RevocationSet,
     Serial, verify_csr,
@@ -181,7 +181,7 @@ fn serial_key(serial: &Serial) -> String {
     }
 }
 
-fn event(kind: &str, actor: &str, source: Option<IpAddr>) -> Event {
+fn event(kind: EventKind, actor: &str, source: Option<IpAddr>) -> Event {
     let e = Event::new(kind, actor);
     match source {
         Some(ip) => e.source(ip.to_string()),
@@ -282,7 +282,7 @@ impl IdentityService {
     /// bytes lived only in memory); the audit entry then names a serial the registry never saw.
     /// Refusals are recorded in the audit log with outcome `denied` and nothing is signed.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, IdentityError> {
-        let base = event("cert.issued", &req.actor, req.source)
+        let base = event(EventKind::CertIssued, &req.actor, req.source)
             .subject("device", req.device.as_str())
             .detail("purpose", req.purpose.as_str());
         let (cert, state) = match self.prepare(&req).await {
@@ -385,7 +385,7 @@ impl IdentityService {
         actor: &str,
     ) -> Result<Certificate, IdentityError> {
         let key = serial_key(serial);
-        let base = event("cert.revoked", actor, None)
+        let base = event(EventKind::CertRevoked, actor, None)
             .subject("certificate", key.clone())
             .detail("reason", reason.as_str());
         let existing = match self.check_revocable(&key).await {
@@ -491,7 +491,7 @@ impl IdentityService {
         } else {
             "decommission"
         };
-        let base = event("device.state_changed", actor, None)
+        let base = event(EventKind::DeviceStateChanged, actor, None)
             .subject("device", id)
             .detail("to", target.as_str())
             .detail("reason", reason.as_str());
@@ -546,7 +546,7 @@ impl IdentityService {
                 .inner
                 .audit
                 .record(
-                    event("cert.revoked", actor, None)
+                    event(EventKind::CertRevoked, actor, None)
                         .subject("certificate", cert.serial.clone())
                         .detail("device", id)
                         .detail("reason", reason.as_str()),
@@ -628,7 +628,7 @@ impl IdentityService {
             .inner
             .audit
             .record(
-                Event::new("crl.published", SERVICE_ACTOR)
+                Event::new(EventKind::CrlPublished, SERVICE_ACTOR)
                     .subject("ca", self.issuer_name())
                     .detail("entries", listed.to_string()),
             )

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use ironroot_audit::{Event, Outcome};
+use ironroot_audit::{Event, EventKind, Outcome};
 use ironroot_pki::DeviceId;
 use ironroot_store::{Device, DeviceFilter, DeviceState, NewDevice, StoreError};
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ async fn operator(
     match operator_actor(conn, headers, &state.admin) {
         Some(actor) => Ok(actor),
         None => {
-            audit_refusal(state, "auth.failed", "unknown", conn, None, what).await;
+            audit_refusal(state, EventKind::AuthFailed, "unknown", conn, None, what).await;
             Err(ApiError::Unauthorized)
         }
     }
@@ -128,7 +128,7 @@ async fn add_one(
     let _ = state
         .audit
         .record(
-            Event::new("device.added", actor)
+            Event::new(EventKind::DeviceAdded, actor)
                 .subject("device", device.id.clone())
                 .source(conn.peer.to_string()),
         )
@@ -395,7 +395,7 @@ async fn mint(
         ClaimScope::Device(d) => ("device", d.clone()),
         ClaimScope::Group { name, .. } => ("group", name.clone()),
     };
-    let mut e = Event::new("provision.claim_created", actor)
+    let mut e = Event::new(EventKind::ProvisionClaimCreated, actor)
         .subject(kind, subject)
         .source(conn.peer.to_string())
         .detail("expires_at", minted.expires_at.to_string());
@@ -503,7 +503,7 @@ async fn retire_answer(
             let _ = state
                 .audit
                 .record(
-                    Event::new("device.state_changed", actor)
+                    Event::new(EventKind::DeviceStateChanged, actor)
                         .subject("device", id)
                         .outcome(Outcome::Denied)
                         .detail("reason", e.kind()),
@@ -577,7 +577,7 @@ async fn change_state(
         Err(StoreError::InvalidTransition { .. }) => (Outcome::Denied, Some("invalid_transition")),
         Err(_) => (Outcome::Failure, Some("store_error")),
     };
-    let mut event = Event::new("device.state_changed", actor)
+    let mut event = Event::new(EventKind::DeviceStateChanged, actor)
         .subject("device", id.clone())
         .outcome(outcome)
         .detail("to", to.as_str());

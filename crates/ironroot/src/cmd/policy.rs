@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_audit::{Audit, Event, EventKind, Outcome};
 use ironroot_policy::{LintCode, MAX_DOCUMENT_BYTES, PolicyDocument, Severity, builtin, lint};
 use ironroot_store::{PolicyTarget, Store, StoreError};
 
@@ -278,7 +278,7 @@ async fn audited(audit: &Audit, event: Event) -> anyhow::Result<()> {
 async fn create(store: Store, audit: Audit, name: String, file: PathBuf) -> anyhow::Result<()> {
     let shown = file.display().to_string();
     let bytes = read_limited(&file).with_context(|| format!("cannot read {shown}"))?;
-    let event = Event::new("policy.create", operator()).subject("policy", &name);
+    let event = Event::new(EventKind::PolicyCreate, operator()).subject("policy", &name);
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(_) => {
@@ -339,8 +339,12 @@ async fn attach(
         PolicyTarget::Group(g) => ("group", g.clone()),
         _ => ("other", String::new()),
     };
-    let verb = if attach { "attach" } else { "detach" };
-    let event = Event::new(format!("policy.{verb}"), operator())
+    let (verb, event_kind) = if attach {
+        ("attach", EventKind::PolicyAttach)
+    } else {
+        ("detach", EventKind::PolicyDetach)
+    };
+    let event = Event::new(event_kind, operator())
         .subject("policy", &name)
         .detail("target_kind", kind)
         .detail("target", &id);
