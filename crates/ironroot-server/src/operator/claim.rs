@@ -7,11 +7,14 @@ use axum::{Extension, Json};
 use ironroot_audit::{Event, EventKind};
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, operator, store_error};
+use super::{json_body, operator};
 use crate::app::Shared;
 use crate::auth::Conn;
 use crate::claims::{self, ClaimScope};
-use crate::error::ApiError;
+use crate::error::{ApiError, OperatorError};
+
+/// The hint for a bad claim body.
+const CLAIM_EXAMPLE: &str = r#"send an empty body or a JSON object such as {"ttl_seconds":900} ({"ttl_seconds":900,"quota":50} for a group)"#;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ClaimRequest {
@@ -36,16 +39,24 @@ async fn mint(
     actor: &str,
     scope: ClaimScope,
     req: ClaimRequest,
-) -> Result<Json<ClaimResponse>, ApiError> {
+) -> Result<Json<ClaimResponse>, OperatorError> {
     let rules = &state.config.enrollment;
     let ttl = req.ttl_seconds.unwrap_or(rules.default_claim_ttl.as_secs());
     if ttl == 0 || ttl > rules.max_claim_ttl.as_secs() {
-        return Err(ApiError::BadRequest);
+        return Err(OperatorError::field(
+            ApiError::BadRequest,
+            "ttl_seconds",
+            format!(
+                "ttl_seconds must be between 1 and {} (the server's maximum claim lifetime)",
+                rules.max_claim_ttl.as_secs()
+            ),
+            "omit ttl_seconds for the default lifetime, or ask for a shorter one",
+        ));
     }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let minted = claims::mint(&state.store, &scope, actor, now, now + ttl as i64)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(|e| OperatorError::store(&e))?;
     let (kind, subject) = match &scope {
         ClaimScope::Device(d) => ("device", d.clone()),
         ClaimScope::Group { name, .. } => ("group", name.clone()),
@@ -70,12 +81,24 @@ pub(crate) async fn claim_device(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<ClaimResponse>, ApiError> {
+) -> Result<Json<ClaimResponse>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.claim").await?;
-    let req: ClaimRequest = json_body(&state, &headers, body).await?;
-    let device = state.store.device(&id).await.map_err(|e| store_error(&e))?;
+    let req: ClaimRequest = json_body(&state, &headers, body, CLAIM_EXAMPLE).await?;
+    let device = state
+        .store
+        .device(&id)
+        .await
+        .map_err(|e| OperatorError::store(&e))?;
     if !device.state.may_receive_certificates() {
-        return Err(ApiError::Conflict);
+        return Err(OperatorError::field(
+            ApiError::Conflict,
+            "state",
+            format!(
+                "the device is {}: it may not receive certificates",
+                device.state
+            ),
+            "only manufactured, provisioned, active or quarantined devices can be claimed",
+        ));
     }
     mint(&state, &conn, &actor, ClaimScope::Device(id), req).await
 }
@@ -86,11 +109,14 @@ pub(crate) async fn claim_group(
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<ClaimResponse>, ApiError> {
+) -> Result<Json<ClaimResponse>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "groups.claim").await?;
-    let req: ClaimRequest = json_body(&state, &headers, body).await?;
+    let req: ClaimRequest = json_body(&state, &headers, body, CLAIM_EXAMPLE).await?;
     let quota = req.quota.unwrap_or(1).max(1);
-    ironroot_store::validate::group_name(&name).map_err(|_| ApiError::BadRequest)?;
+    ironroot_store::validate::group_name(&name).map_err(|e| OperatorError {
+        field: Some("name"),
+        ..OperatorError::store(&e)
+    })?;
     mint(
         &state,
         &conn,

@@ -7,15 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ironroot_audit::{Event, EventKind};
-use ironroot_pki::DeviceId;
+use ironroot_fleet::Origin;
 use ironroot_store::{Device, DeviceFilter, DeviceState, NewDevice};
 use serde::{Deserialize, Serialize};
 
-use super::{json_body, operator, store_error};
+use super::{fleet, fleet_error, json_body, operator};
 use crate::app::Shared;
 use crate::auth::Conn;
-use crate::error::ApiError;
+use crate::error::{ApiError, OperatorError};
 
 /// A device as the API shows it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,34 +62,29 @@ pub struct AddDevice {
     pub owner: Option<String>,
 }
 
+/// The hint for a bad `POST /api/v1/devices` body.
+pub(crate) const ADD_EXAMPLE: &str = r#"send a JSON object such as {"id":"sensor-1","groups":["line-b"],"attributes":{"site":"lyon"},"owner":"ops"}"#;
+
+/// Registers one device through the fleet service (audited write-ahead as `device.added`, the
+/// same entry `ironroot device add` writes on a data directory).
 pub(crate) async fn add_one(
     state: &Shared,
     actor: &str,
     conn: &Conn,
     req: AddDevice,
-) -> Result<Device, ApiError> {
-    DeviceId::parse(&req.id).map_err(|_| ApiError::BadRequest)?;
+) -> Result<Device, OperatorError> {
     let new = NewDevice {
-        id: req.id.clone(),
+        id: req.id,
         state: DeviceState::Manufactured,
         owner: req.owner,
         groups: req.groups,
         attributes: req.attributes,
     };
-    let device = state
-        .store
-        .add_device(&new)
+    let origin = Origin::new(actor, conn.peer.to_string());
+    fleet(state)
+        .add_device(&origin, &new)
         .await
-        .map_err(|e| store_error(&e))?;
-    let _ = state
-        .audit
-        .record(
-            Event::new(EventKind::DeviceAdded, actor)
-                .subject("device", device.id.clone())
-                .source(conn.peer.to_string()),
-        )
-        .await;
-    Ok(device)
+        .map_err(|e| fleet_error(&e))
 }
 
 pub(crate) async fn add(
@@ -98,9 +92,9 @@ pub(crate) async fn add(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.add").await?;
-    let req: AddDevice = json_body(&state, &headers, body).await?;
+    let req: AddDevice = json_body(&state, &headers, body, ADD_EXAMPLE).await?;
     let device = add_one(&state, &actor, &conn, req).await?;
     Ok((StatusCode::CREATED, Json(DeviceView::from(device))).into_response())
 }
@@ -119,12 +113,19 @@ pub(crate) async fn list(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
+) -> Result<Json<Vec<DeviceView>>, OperatorError> {
     operator(&state, &conn, &headers, "devices.list").await?;
     let filter = DeviceFilter {
         group: q.group,
         state: match q.state {
-            Some(s) => Some(DeviceState::from_name(&s).ok_or(ApiError::BadRequest)?),
+            Some(s) => Some(DeviceState::from_name(&s).ok_or_else(|| {
+                OperatorError::field(
+                    ApiError::BadRequest,
+                    "state",
+                    format!("unknown state {:?}", s.escape_default().to_string()),
+                    "use one of manufactured, provisioned, active, quarantined, revoked, decommissioned",
+                )
+            })?),
             None => None,
         },
         owner: q.owner,
@@ -135,7 +136,7 @@ pub(crate) async fn list(
         .store
         .list_devices(&filter)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(|e| OperatorError::store(&e))?;
     Ok(Json(devices.into_iter().map(DeviceView::from).collect()))
 }
 
@@ -167,14 +168,18 @@ pub(crate) async fn show(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<DeviceDetail>, ApiError> {
+) -> Result<Json<DeviceDetail>, OperatorError> {
     operator(&state, &conn, &headers, "devices.show").await?;
-    let device = state.store.device(&id).await.map_err(|e| store_error(&e))?;
+    let device = state
+        .store
+        .device(&id)
+        .await
+        .map_err(|e| OperatorError::store(&e))?;
     let certs = state
         .store
         .certificates_for_device(&id)
         .await
-        .map_err(|e| store_error(&e))?;
+        .map_err(|e| OperatorError::store(&e))?;
     Ok(Json(DeviceDetail {
         device: device.into(),
         certificates: certs

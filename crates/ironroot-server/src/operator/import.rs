@@ -12,7 +12,13 @@ use super::devices::{AddDevice, add_one};
 use super::operator;
 use crate::app::{Shared, check_length, media_type, read_body};
 use crate::auth::Conn;
-use crate::error::ApiError;
+use crate::error::{ApiError, OperatorError};
+
+/// The hint for a bad JSON import.
+const JSON_EXAMPLE: &str =
+    r#"send a JSON array such as [{"id":"sensor-1","groups":["line-b"]},{"id":"sensor-2"}]"#;
+/// The hint for a bad CSV import.
+const CSV_EXAMPLE: &str = "send a header line naming the columns (id required; groups separated by ';', owner, attributes), one device per line, no quotes";
 
 /// Result of an import.
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,19 +103,38 @@ pub(crate) async fn import(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ImportResult>, ApiError> {
+) -> Result<Json<ImportResult>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.import").await?;
     let max = state.config.limits.max_import_body;
     check_length(&headers, max)?;
     let kind = media_type(&headers);
     let raw = read_body(&state, body, max).await?;
     let entries: Vec<AddDevice> = match kind.as_str() {
-        "application/json" => serde_json::from_slice(&raw).map_err(|_| ApiError::BadRequest)?,
-        "text/csv" => {
-            let text = std::str::from_utf8(&raw).map_err(|_| ApiError::BadRequest)?;
-            parse_csv(text).map_err(|_| ApiError::BadRequest)?
+        "application/json" => {
+            serde_json::from_slice(&raw).map_err(|e| OperatorError::json(&e, JSON_EXAMPLE))?
         }
-        _ => return Err(ApiError::UnsupportedMediaType),
+        "text/csv" => {
+            let text = std::str::from_utf8(&raw).map_err(|_| {
+                OperatorError::field(
+                    ApiError::BadRequest,
+                    "body",
+                    "the CSV file is not UTF-8",
+                    CSV_EXAMPLE,
+                )
+            })?;
+            parse_csv(text).map_err(|message| OperatorError {
+                message: format!("invalid CSV: {message}"),
+                ..OperatorError::field(ApiError::BadRequest, "body", "", CSV_EXAMPLE)
+            })?
+        }
+        _ => {
+            return Err(OperatorError::field(
+                ApiError::UnsupportedMediaType,
+                "Content-Type",
+                "unsupported content type for an import",
+                "send Content-Type: text/csv or application/json",
+            ));
+        }
     };
     let mut result = ImportResult {
         added: 0,

@@ -4,14 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use ironroot_audit::{Event, EventKind, Outcome};
-use ironroot_pki::DeviceId;
 use ironroot_store::{DeviceState, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::{identity_error, operator, store_error};
+use super::{device_id, identity_error, operator};
 use crate::app::Shared;
 use crate::auth::Conn;
-use crate::error::ApiError;
+use crate::error::{ApiError, OperatorError};
 use crate::identity::IdentityError;
 
 /// Result of revoke/decommission.
@@ -28,9 +27,9 @@ pub(crate) async fn revoke(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<RetireResult>, ApiError> {
+) -> Result<Json<RetireResult>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.revoke").await?;
-    let device = DeviceId::parse(&id).map_err(|_| ApiError::BadRequest)?;
+    let device = device_id(&id)?;
     let result = state.identity.revoke_device(&device, &actor).await;
     retire_answer(&state, actor, id, result).await
 }
@@ -40,9 +39,9 @@ pub(crate) async fn decommission(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<RetireResult>, ApiError> {
+) -> Result<Json<RetireResult>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.decommission").await?;
-    let device = DeviceId::parse(&id).map_err(|_| ApiError::BadRequest)?;
+    let device = device_id(&id)?;
     let result = state.identity.decommission(&device, &actor).await;
     retire_answer(&state, actor, id, result).await
 }
@@ -53,7 +52,7 @@ async fn retire_answer(
     actor: String,
     id: String,
     result: Result<Vec<ironroot_store::Certificate>, IdentityError>,
-) -> Result<Json<RetireResult>, ApiError> {
+) -> Result<Json<RetireResult>, OperatorError> {
     match result {
         Ok(certs) => Ok(Json(RetireResult {
             device: id,
@@ -90,7 +89,7 @@ pub(crate) async fn quarantine(
     conn: Extension<Conn>,
     headers: HeaderMap,
     id: Path<String>,
-) -> Result<Json<StateResult>, ApiError> {
+) -> Result<Json<StateResult>, OperatorError> {
     change_state(
         state,
         conn,
@@ -108,7 +107,7 @@ pub(crate) async fn release(
     conn: Extension<Conn>,
     headers: HeaderMap,
     id: Path<String>,
-) -> Result<Json<StateResult>, ApiError> {
+) -> Result<Json<StateResult>, OperatorError> {
     change_state(
         state,
         conn,
@@ -127,9 +126,9 @@ async fn change_state(
     Path(id): Path<String>,
     to: DeviceState,
     what: &str,
-) -> Result<Json<StateResult>, ApiError> {
+) -> Result<Json<StateResult>, OperatorError> {
     let actor = operator(&state, &conn, &headers, what).await?;
-    DeviceId::parse(&id).map_err(|_| ApiError::BadRequest)?;
+    device_id(&id)?;
     let result = state.store.set_device_state(&id, to).await;
     let (outcome, reason) = match &result {
         Ok(_) => (Outcome::Success, None),
@@ -148,8 +147,8 @@ async fn change_state(
         .audit
         .record(event)
         .await
-        .map_err(|_| ApiError::Internal)?;
-    let device = result.map_err(|e| store_error(&e))?;
+        .map_err(|_| OperatorError::from(ApiError::Internal))?;
+    let device = result.map_err(|e| OperatorError::store(&e))?;
     Ok(Json(StateResult {
         device: id,
         state: device.state.as_str().to_owned(),

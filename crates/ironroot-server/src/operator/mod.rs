@@ -12,11 +12,13 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use ironroot_audit::EventKind;
+use ironroot_fleet::{Fleet, FleetError};
+use ironroot_pki::DeviceId;
 use ironroot_store::StoreError;
 
 use crate::app::{Shared, audit_refusal, check_length, read_body};
 use crate::auth::{Conn, operator_actor};
-use crate::error::ApiError;
+use crate::error::{ApiError, OperatorError};
 use crate::identity::IdentityError;
 
 mod claim;
@@ -56,44 +58,71 @@ pub(crate) async fn operator(
     conn: &Conn,
     headers: &HeaderMap,
     what: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, OperatorError> {
     match operator_actor(conn, headers, &state.admin) {
         Some(actor) => Ok(actor),
         None => {
             audit_refusal(state, EventKind::AuthFailed, "unknown", conn, None, what).await;
-            Err(ApiError::Unauthorized)
+            Err(OperatorError {
+                hint: Some(
+                    "send Authorization: Bearer <data-dir>/admin.token, or use an operator client certificate",
+                ),
+                ..ApiError::Unauthorized.into()
+            })
         }
     }
 }
 
-/// Parses a JSON body (an empty body reads as `{}`).
+/// The fleet service on the server's registry and audit log (two handle clones).
+pub(crate) fn fleet(state: &Shared) -> Fleet {
+    Fleet::new(state.store.clone(), state.audit.clone())
+}
+
+/// Parses a JSON body (an empty body reads as `{}`); `example` is the hint on a bad body.
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     state: &Shared,
     headers: &HeaderMap,
     body: Body,
-) -> Result<T, ApiError> {
+    example: &'static str,
+) -> Result<T, OperatorError> {
     check_length(headers, state.config.limits.max_body)?;
     let raw = read_body(state, body, state.config.limits.max_body).await?;
-    if raw.is_empty() {
-        return serde_json::from_slice(b"{}").map_err(|_| ApiError::BadRequest);
-    }
-    serde_json::from_slice(&raw).map_err(|_| ApiError::BadRequest)
+    let raw: &[u8] = if raw.is_empty() { b"{}" } else { &raw };
+    serde_json::from_slice(raw).map_err(|e| OperatorError::json(&e, example))
 }
 
-pub(crate) fn store_error(e: &StoreError) -> ApiError {
-    match e {
-        StoreError::UnknownDevice(_) => ApiError::NotFound,
-        StoreError::DuplicateDevice(_) => ApiError::Conflict,
-        StoreError::InvalidInput { .. } => ApiError::BadRequest,
-        StoreError::InvalidTransition { .. } => ApiError::Conflict,
-        _ => ApiError::Internal,
+/// A device id from the request path, checked.
+pub(crate) fn device_id(id: &str) -> Result<DeviceId, OperatorError> {
+    DeviceId::parse(id).map_err(|_| {
+        OperatorError::field(
+            ApiError::BadRequest,
+            "id",
+            "invalid device id",
+            "use 1-128 characters of a-z A-Z 0-9 . _ : -",
+        )
+    })
+}
+
+/// A fleet-service error, for an operator.
+pub(crate) fn fleet_error(e: &FleetError) -> OperatorError {
+    match e.store_error() {
+        Some(s) if matches!(e, FleetError::Refused(_)) => OperatorError::store(s),
+        _ => ApiError::Internal.into(),
     }
 }
 
-pub(crate) fn identity_error(e: &IdentityError) -> ApiError {
+/// An identity-service error, for an operator.
+pub(crate) fn identity_error(e: &IdentityError) -> OperatorError {
     match e {
-        IdentityError::UnknownDevice(_) => ApiError::NotFound,
-        IdentityError::WrongState { .. } => ApiError::Conflict,
-        _ => ApiError::Internal,
+        IdentityError::UnknownDevice(_) => {
+            OperatorError::store(&StoreError::UnknownDevice(String::new()))
+        }
+        IdentityError::WrongState { state, op, .. } => OperatorError::field(
+            ApiError::Conflict,
+            "state",
+            format!("the device is {state}: cannot {op} it"),
+            "GET /api/v1/devices/{id} shows its state",
+        ),
+        _ => ApiError::Internal.into(),
     }
 }
