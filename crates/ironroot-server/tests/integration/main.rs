@@ -2,5 +2,6 @@
 //! clients, on SQLite and PostgreSQL.
 
 mod harness;
+mod operator_errors;
 mod provisioning;
 mod refusals;

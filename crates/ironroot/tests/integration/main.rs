@@ -8,6 +8,7 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod fleet_audit;
 mod mqtt;
 mod policy;
 mod up;
