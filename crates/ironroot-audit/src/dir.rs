@@ -18,7 +18,6 @@
 //! does not control. Verification with a key taken from the same disk as the database only
 //! proves integrity against someone who changed the database but not the key files.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -51,6 +50,9 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
+    /// A key or verifier file could not be written atomically (the old one is unchanged).
+    #[error("audit key file: {0}")]
+    Write(#[source] ironroot_fs::WriteError),
     /// The signing key file can be read by group or others.
     #[error(
         "audit signing key {path} has mode {mode:03o}: it must be readable by its owner only \
@@ -150,33 +152,18 @@ impl AuditDir {
         let signer = NoteSigner::generate(origin).map_err(KeyError::Generate)?;
         create_private_dir(&self.path)?;
         let key = self.key_path();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| KeyError::Io { path, source }
-        };
-        let tmp = self
-            .path
-            .join(format!("{KEY_FILE}.tmp-{}", std::process::id()));
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(&tmp).map_err(io(&tmp))?;
-            let text = signer.to_key_string();
-            f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-            f.write_all(b"\n").map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
+        let mut text = signer.to_key_string(); // zeroized on drop
+        text.push('\n');
+        // Create-if-absent: the first creator wins, atomically (temp file + hard link).
+        let created = ironroot_fs::create_atomically(
+            &key,
+            ironroot_fs::Permissions::OwnerOnly,
+            text.as_bytes(),
+        )
+        .map_err(KeyError::Write)?;
+        if created == ironroot_fs::Created::AlreadyExisted {
+            return self.load_signer();
         }
-        // A hard link fails if the key exists: the first creator wins, atomically.
-        let linked = std::fs::hard_link(&tmp, &key);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return self.load_signer(),
-            Err(e) => return Err(io(&key)(e)),
-        }
-        sync_dir(&self.path)?;
         self.write_verifier(signer.verifier())?;
         Ok(signer)
     }
@@ -240,17 +227,8 @@ impl AuditDir {
     }
 
     fn write_verifier(&self, verifier: &NoteVerifier) -> Result<(), KeyError> {
-        let path = self.verifier_path();
-        let tmp = self
-            .path
-            .join(format!("{VERIFIER_FILE}.tmp-{}", std::process::id()));
-        let io = |source| KeyError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::write(&tmp, format!("{verifier}\n")).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        sync_dir(&self.path)
+        ironroot_fs::write_atomically(&self.verifier_path(), format!("{verifier}\n").as_bytes())
+            .map_err(KeyError::Write)
     }
 }
 
@@ -263,15 +241,6 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
         path: dir.to_path_buf(),
         source,
     })
-}
-
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| KeyError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
 }
 
 #[cfg(test)]

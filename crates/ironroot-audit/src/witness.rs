@@ -11,7 +11,6 @@
 //! is not detected by this file alone; checkpoints held elsewhere (an operator's copy, passed to
 //! verification as trusted checkpoints) close that gap.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::Checkpoint;
@@ -20,7 +19,7 @@ use crate::checkpoint::Checkpoint;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WitnessError {
-    /// Reading, writing, syncing or renaming the file failed.
+    /// Reading or locking the file failed.
     #[error("witness file {path}: {source}")]
     Io {
         /// The file.
@@ -32,6 +31,9 @@ pub enum WitnessError {
     /// The file is not UTF-8 text.
     #[error("witness file {0} is not UTF-8 text")]
     Encoding(PathBuf),
+    /// Replacing the file atomically failed (the old witness is unchanged).
+    #[error("witness file: {0}")]
+    Write(#[from] ironroot_fs::WriteError),
 }
 
 /// A witness file at a fixed path.
@@ -96,17 +98,7 @@ impl WitnessFile {
             {
                 return Ok(());
             }
-            let tmp = path.with_extension("tmp");
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(note.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            drop(f);
-            std::fs::rename(&tmp, &path).map_err(io)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io)?;
-            }
+            ironroot_fs::write_atomically(&path, note.as_bytes())?;
             // The lock is released when `lock` is dropped.
             Ok(())
         })

@@ -18,10 +18,10 @@ use crate::authz::{DenyAll, PolicyProvider};
 use crate::config::{BrokerConfig, danger};
 use crate::conn::listener::{PlainGate, TlsGate, mqtt_service};
 use crate::counters::{BrokerStats, DeviceStats};
+use crate::enforcement::EnforcementReport;
 use crate::events::{DiscardEvents, EventSink, Events, KickReason};
 use crate::hub::Hub;
-use crate::identity::CertSerial;
-use crate::registry::EnforcementReport;
+use ironroot_pki::Serial;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -391,7 +391,7 @@ impl BrokerHandle {
     /// the serial at CONNECT from now on (covering handshakes that completed just before the
     /// caller's revoked set changed). Call it after updating the TLS verifier's revoked set.
     /// Returns the number of connections closed.
-    pub fn revoke_serial(&self, serial: &CertSerial) -> usize {
+    pub fn revoke_serial(&self, serial: &Serial) -> usize {
         self.hub().revoke_serial(serial)
     }
 

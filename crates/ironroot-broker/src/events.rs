@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use crate::identity::CertSerial;
+use ironroot_pki::Serial;
 
 /// MQTT protocol level of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,7 +115,7 @@ pub enum BrokerEvent {
         /// Remote address.
         source: SocketAddr,
         /// Certificate serial (`None` on a `danger` plaintext listener).
-        serial: Option<CertSerial>,
+        serial: Option<Serial>,
         /// Protocol level.
         protocol: Protocol,
         /// Whether a stored session was resumed.
@@ -173,9 +173,9 @@ pub enum BrokerEvent {
         /// Address of the new connection.
         new_source: SocketAddr,
         /// Certificate serial of the cut connection.
-        previous_serial: Option<CertSerial>,
+        previous_serial: Option<Serial>,
         /// Certificate serial of the new connection.
-        new_serial: Option<CertSerial>,
+        new_serial: Option<Serial>,
     },
     /// Subscriptions removed after a policy change (each also reported as `Denied`).
     SubscriptionsRevoked {
@@ -197,7 +197,7 @@ pub enum BrokerEvent {
         /// The common name the certificate claims (unverified).
         claimed_cn: Option<String>,
         /// The serial the certificate claims.
-        serial: Option<CertSerial>,
+        serial: Option<Serial>,
         /// The verifier's error.
         error: String,
     },

@@ -1,9 +1,10 @@
 //! Entry points for the cargo-fuzz targets in `/fuzz` (feature `fuzzing`). Not a stable API.
 
-use crate::identity::{CertSerial, validate_client_id};
+use crate::identity::validate_client_id;
 use crate::retain::TopicTree;
 use crate::topic::{filter_matches, validate_topic_filter, validate_topic_name};
 use crate::trie::SubTrie;
+use ironroot_pki::Serial;
 
 /// Interprets `data` as lines: `F<filter>` subscribes, `U<filter>` unsubscribes, `T<topic>`
 /// routes a topic, `R<topic>` retains, `D<topic>` deletes a retained topic, `S<filter>` looks
@@ -67,8 +68,8 @@ pub fn routing(data: &[u8]) {
             }
             _ => {
                 let _ = validate_client_id(line);
-                if let Ok(s) = CertSerial::from_hex(line) {
-                    assert_eq!(CertSerial::from_hex(&s.to_string()).ok(), Some(s));
+                if let Ok(s) = Serial::from_hex(line) {
+                    assert_eq!(Serial::from_hex(&s.to_string()).ok(), Some(s));
                 }
             }
         }

@@ -16,11 +16,11 @@ use crate::authz::{Action, PolicyProvider};
 use crate::config::Limits;
 use crate::counters::{BrokerStats, CounterMap, inc};
 use crate::events::{BrokerEvent, DeniedAction, Events};
-use crate::identity::CertSerial;
 use crate::limits::SourceLimiter;
 use crate::message::{Delivery, Message};
 use crate::retain::TopicTree;
 use crate::session::{Enqueued, SessionState, SubOptions};
+use ironroot_pki::Serial;
 
 /// A subscription as stored in the trie.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub(crate) struct Registry {
     /// Client ids of sessions without a connection (expiry and delayed wills to watch).
     pub(crate) detached: HashSet<Arc<str>>,
     pub(crate) quarantined: HashSet<Arc<str>>,
-    pub(crate) revoked: HashSet<CertSerial>,
+    pub(crate) revoked: HashSet<Serial>,
 }
 
 #[derive(Debug, Default)]

@@ -48,6 +48,7 @@ mod broker;
 mod config;
 mod conn;
 mod counters;
+mod enforcement;
 mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -68,13 +69,12 @@ pub use authz::{Action, Denied, DenyAll, PolicyProvider, SessionPolicy};
 pub use broker::{BrokerBuilder, BrokerHandle, PolicyScope, StartError};
 pub use config::{BrokerConfig, Limits, RateLimit, danger};
 pub use counters::{BrokerStats, DeviceStats};
+pub use enforcement::EnforcementReport;
 pub use events::{
     BrokerEvent, ChannelSink, DeniedAction, DiscardEvents, DisconnectCause, EventReceiver,
     EventRecord, EventSink, KickReason, Protocol, RefusalReason, event_channel,
 };
 pub use identity::{
-    CertSerial, ClientIdError, DeviceIdentity, IdentityError, MAX_CLIENT_ID_BYTES,
-    validate_client_id,
+    ClientIdError, DeviceIdentity, IdentityError, MAX_CLIENT_ID_BYTES, validate_client_id,
 };
 pub use policy::{DeviceFacts, IronrootPolicies, PolicySnapshot};
-pub use registry::EnforcementReport;

@@ -24,8 +24,9 @@ use tokio::sync::Notify;
 use crate::authz::SessionPolicy;
 use crate::counters::{DeviceCounters, add, inc};
 use crate::events::KickReason;
-use crate::identity::{CertSerial, DeviceIdentity};
+use crate::identity::DeviceIdentity;
 use crate::message::{Delivery, Message};
+use ironroot_pki::Serial;
 
 /// Options of one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ pub(crate) struct Attached {
     pub(crate) conn_id: u64,
     pub(crate) signal: Arc<ConnSignal>,
     pub(crate) source: SocketAddr,
-    pub(crate) serial: Option<CertSerial>,
+    pub(crate) serial: Option<Serial>,
 }
 
 /// A last-will message waiting for its MQTT 5 will-delay interval.

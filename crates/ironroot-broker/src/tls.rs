@@ -1,8 +1,6 @@
-//! The recommended rustls server configuration for the broker's listener.
-//!
-//! TLS 1.3 and TLS 1.2, with aws-lc-rs. rustls implements no TLS 1.2 suite without ECDHE key
-//! exchange or without an AEAD cipher (no RSA key transport, no CBC, no RC4), so "1.2 with
-//! ECDHE-AEAD only" holds by construction. The client-certificate verifier (ironroot-pki's
+//! The broker listener's rustls server configuration: ironroot-pki's one hardened builder
+//! ([`ironroot_pki::hardened_server_config`]: TLS 1.3 and TLS 1.2 ECDHE-AEAD only, aws-lc-rs,
+//! no session resumption), with the extra rule that the client-certificate verifier (ironroot-pki's
 //! chain + live revoked-set verifier in production) must make the certificate mandatory.
 
 use std::sync::Arc;
@@ -33,16 +31,12 @@ pub fn server_config(
     if !verifier.client_auth_mandatory() {
         return Err(TlsConfigError::ClientAuthOptional);
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
-    // Session resumption would skip the client-certificate check (and so the revoked set) on
-    // resumed connections: turn tickets and the session cache off.
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    Ok(config)
+    Ok(ironroot_pki::hardened_server_config(
+        chain,
+        key,
+        verifier,
+        &[],
+    )?)
 }
 
 /// Wraps the client-certificate verifier so that every rejected certificate is reported:

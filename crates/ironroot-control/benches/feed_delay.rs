@@ -69,7 +69,10 @@ async fn bench(db: Db) {
         }
         let start = Instant::now();
         other
-            .revoke_certificate(&d.serial, RevocationReason::KeyCompromise)
+            .revoke_certificate(
+                &ironroot_pki::Serial::from_hex(&d.serial).unwrap(),
+                RevocationReason::KeyCompromise,
+            )
             .await
             .unwrap();
         while node.plane().broker().is_connected(&id) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ironroot_audit::Audit;
 use ironroot_broker::{
-    BrokerBuilder, BrokerConfig, BrokerHandle, CertSerial, KickReason, Limits, PolicyScope, danger,
+    BrokerBuilder, BrokerConfig, BrokerHandle, KickReason, Limits, PolicyScope, danger,
     event_channel,
 };
 use ironroot_pki::{RevocationSet, Serial};
@@ -48,6 +48,10 @@ pub struct MqttPlaneOptions {
     /// that connected with a certificate; `ironroot up` uses it so the first connection with
     /// a rotated-to certificate retires the previous one. Must not block.
     pub on_connect: Option<ConnectHook>,
+    /// The live revoked set to check handshakes against and keep in step with the registry.
+    /// A node passes the identity service's set so the HTTPS verifier and the broker share
+    /// one set kept by this plane's one follower; `None`: a set of the plane's own.
+    pub revocations: Option<Arc<RevocationSet>>,
 }
 
 impl std::fmt::Debug for MqttPlaneOptions {
@@ -60,6 +64,7 @@ impl std::fmt::Debug for MqttPlaneOptions {
                 &self.danger_plaintext_for_tests,
             )
             .field("on_connect", &self.on_connect.is_some())
+            .field("shared_revocations", &self.revocations.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +84,7 @@ impl MqttPlaneOptions {
             workers: 2,
             danger_plaintext_for_tests: false,
             on_connect: None,
+            revocations: None,
         }
     }
 }
@@ -103,7 +109,11 @@ impl MqttPlane {
         let store = opts.store;
         // Take the feed position before loading, so nothing committed meanwhile is missed.
         let cursor = store.change_cursor_now().await?;
-        let revocations = Arc::new(RevocationSet::new());
+        // A shared set was loaded by its owner at an earlier cursor; loading again (idempotent)
+        // covers what was committed between that load and `cursor`.
+        let revocations = opts
+            .revocations
+            .unwrap_or_else(|| Arc::new(RevocationSet::new()));
         load_revoked(&store, &revocations).await?;
         let devices = load_devices(&store).await?;
         let (device_policies, group_policies) = load_policies(&store).await?;
@@ -200,21 +210,12 @@ impl MqttPlane {
 }
 
 async fn load_revoked(store: &Store, set: &RevocationSet) -> Result<(), ControlError> {
-    let serials: Vec<Serial> = store
+    // The store reads serials into `Serial` values; an unreadable row is a typed error there.
+    let serials = store
         .revoked_certificates()
         .await?
         .into_iter()
-        .filter_map(|r| match Serial::from_hex(&r.serial) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                log::error!(
-                    "registry holds an unreadable revoked serial {:?}: {e}",
-                    r.serial
-                );
-                None
-            }
-        })
-        .collect();
+        .map(|r| r.serial);
     set.revoke_many(serials);
     Ok(())
 }
@@ -292,13 +293,14 @@ impl Follower {
     }
 
     fn revoke(&self, serial: &str) {
-        match (Serial::from_hex(serial), CertSerial::from_hex(serial)) {
-            (Ok(s), Ok(c)) => {
-                self.revocations.revoke(s);
-                let cut = self.broker.revoke_serial(&c);
+        match Serial::from_hex(serial) {
+            Ok(s) => {
+                // The live set first (no new handshake), then cut the open sessions.
+                self.revocations.revoke(s.clone());
+                let cut = self.broker.revoke_serial(&s);
                 log::info!("certificate {serial} revoked: {cut} live connection(s) closed");
             }
-            _ => log::error!("change feed names an unreadable serial {serial:?}"),
+            Err(e) => log::error!("change feed names an unreadable serial {serial:?}: {e}"),
         }
     }
 

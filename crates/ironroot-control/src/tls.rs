@@ -66,11 +66,22 @@ impl TlsIdentity {
             .map_err(|e| ControlError::TlsIdentity(e.to_string()))?;
         let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|e| ControlError::TlsIdentity(e.to_string()))?;
-        Ok(TlsIdentity {
-            chain: vec![
-                cert.der().clone(),
-                online.issuing().certificate().der().clone(),
-            ],
+        let chain = vec![
+            cert.der().clone(),
+            online.issuing().certificate().der().clone(),
+        ];
+        Ok(Self::with_certificate(online, chain, key))
+    }
+
+    /// Uses a server certificate already at hand (a node's HTTPS certificate, handed over in
+    /// memory) with the unlocked online CA's trust: root, device issuers, revoked CAs.
+    pub fn with_certificate(
+        online: &OnlineCa,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        TlsIdentity {
+            chain,
             key,
             roots: vec![online.root().clone()],
             issuers: online.device_issuers(),
@@ -79,7 +90,7 @@ impl TlsIdentity {
                 .iter()
                 .map(|r| r.serial.clone())
                 .collect(),
-        })
+        }
     }
 
     /// Loads a server certificate chain and key from PEM files (`ironroot ca server-cert`) and

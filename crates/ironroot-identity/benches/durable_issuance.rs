@@ -203,7 +203,7 @@ async fn registry_only(store: &Store, prefix: &str, n: usize, conc: usize) -> f6
                     return;
                 }
                 let device = format!("{prefix}-{i}");
-                let serial = ironroot_pki::Serial::random().unwrap().to_string();
+                let serial = ironroot_pki::Serial::random().unwrap();
                 let new = ironroot_store::NewCertificate {
                     der: format!("bench DER {serial}").into_bytes(),
                     serial,

@@ -45,7 +45,7 @@ pub enum IdentityError {
     #[error("certificate {serial} is {status}: cannot {op}")]
     CertificateStatus {
         /// The serial.
-        serial: String,
+        serial: ironroot_pki::Serial,
         /// Its status.
         status: CertificateStatus,
         /// What was refused.
@@ -64,7 +64,7 @@ pub enum IdentityError {
     /// (an issuance or revocation never happens without its audit entry).
     #[error("audit log: {0}")]
     Audit(#[from] ironroot_audit::writer::RecordError),
-    /// Writing the CRL file failed.
+    /// A file operation around the CRL failed.
     #[error("cannot write {path}: {source}")]
     Io {
         /// The file.
@@ -73,6 +73,9 @@ pub enum IdentityError {
         #[source]
         source: std::io::Error,
     },
+    /// Replacing the CRL file atomically failed (the old CRL is unchanged).
+    #[error(transparent)]
+    Write(#[from] ironroot_fs::WriteError),
 }
 
 impl From<StoreError> for IdentityError {
@@ -120,7 +123,7 @@ impl IdentityError {
             IdentityError::CaDirectory(_) => "ca_directory",
             IdentityError::Store(_) => "registry_failure",
             IdentityError::Audit(_) => "audit_failure",
-            IdentityError::Io { .. } => "io",
+            IdentityError::Io { .. } | IdentityError::Write(_) => "io",
         }
     }
 

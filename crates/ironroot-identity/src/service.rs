@@ -169,18 +169,6 @@ fn pki_reason(reason: RevocationReason) -> ironroot_pki::RevocationReason {
     }
 }
 
-/// The registry's canonical serial text for a serial.
-fn serial_key(serial: &Serial) -> String {
-    // The store strips leading zero nibbles; Serial's Display keeps whole bytes.
-    let text = serial.to_string();
-    let trimmed = text.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
 fn event(kind: EventKind, actor: &str, source: Option<IpAddr>) -> Event {
     let e = Event::new(kind, actor);
     match source {
@@ -201,11 +189,13 @@ impl IdentityService {
         // Cursor first, then the load: nothing revoked after the load can be missed.
         let loaded_at = store.change_cursor_now().await?;
         let mut serials: Vec<Serial> = ca.revoked_cas().iter().map(|e| e.serial.clone()).collect();
-        for r in store.revoked_certificates().await? {
-            if let Ok(s) = Serial::from_hex(&r.serial) {
-                serials.push(s);
-            }
-        }
+        serials.extend(
+            store
+                .revoked_certificates()
+                .await?
+                .into_iter()
+                .map(|r| r.serial),
+        );
         let revocations = Arc::new(RevocationSet::from_serials(serials));
         let chain_pem = format!("{}{}", ca.issuing().certificate().pem(), ca.root().pem());
         let committer = store.group_committer(options.max_batch);
@@ -292,9 +282,8 @@ impl IdentityService {
                 return Err(err);
             }
         };
-        let serial = serial_key(cert.serial());
         let base = base
-            .detail("serial", serial.clone())
+            .detail("serial", cert.serial().to_string())
             .detail("fingerprint", cert.fingerprint().to_string());
         // Write-ahead: the log knows of the certificate before it can exist anywhere else.
         self.inner
@@ -305,7 +294,7 @@ impl IdentityService {
             )
             .await?;
         let new = NewCertificate {
-            serial,
+            serial: cert.serial().clone(),
             der: cert.der().to_vec(),
             device_id: Some(req.device.as_str().to_owned()),
             kind: CertificateKind::Operational,
@@ -384,11 +373,10 @@ impl IdentityService {
         reason: RevocationReason,
         actor: &str,
     ) -> Result<Certificate, IdentityError> {
-        let key = serial_key(serial);
         let base = event(EventKind::CertRevoked, actor, None)
-            .subject("certificate", key.clone())
+            .subject("certificate", serial.to_string())
             .detail("reason", reason.as_str());
-        let existing = match self.check_revocable(&key).await {
+        let existing = match self.check_revocable(serial).await {
             Ok(c) => c,
             Err(err) => {
                 self.record_refusal(base, &err).await;
@@ -402,7 +390,7 @@ impl IdentityService {
         self.inner.audit.record(base.clone()).await?;
         let result = async {
             let mut tx = self.inner.store.begin().await?;
-            let cert = tx.revoke_certificate(&key, reason).await?;
+            let cert = tx.revoke_certificate(serial, reason).await?;
             tx.commit().await?;
             Ok::<_, ironroot_store::StoreError>(cert)
         }
@@ -421,8 +409,8 @@ impl IdentityService {
         }
     }
 
-    async fn check_revocable(&self, key: &str) -> Result<Certificate, IdentityError> {
-        let cert = self.inner.store.certificate(key).await?;
+    async fn check_revocable(&self, serial: &Serial) -> Result<Certificate, IdentityError> {
+        let cert = self.inner.store.certificate(serial).await?;
         if cert.status == CertificateStatus::Revoked {
             return Err(IdentityError::CertificateStatus {
                 serial: cert.serial,
@@ -534,11 +522,9 @@ impl IdentityService {
                 return Err(err);
             }
         };
-        self.inner.revocations.revoke_many(
-            revoked
-                .iter()
-                .filter_map(|c| Serial::from_hex(&c.serial).ok()),
-        );
+        self.inner
+            .revocations
+            .revoke_many(revoked.iter().map(|c| c.serial.clone()));
         for cert in &revoked {
             // The device entry above already covers these (written ahead); these name each
             // serial. A failure here does not undo a revocation that took effect.
@@ -547,7 +533,7 @@ impl IdentityService {
                 .audit
                 .record(
                     event(EventKind::CertRevoked, actor, None)
-                        .subject("certificate", cert.serial.clone())
+                        .subject("certificate", cert.serial.to_string())
                         .detail("device", id)
                         .detail("reason", reason.as_str()),
                 )
@@ -610,7 +596,7 @@ impl IdentityService {
                 .filter(|r| r.issuer == name)
                 .filter_map(|r| {
                     Some(ironroot_pki::RevokedEntry {
-                        serial: Serial::from_hex(&r.serial).ok()?,
+                        serial: r.serial.clone(),
                         revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at).ok()?,
                         reason: pki_reason(r.reason),
                     })
@@ -623,7 +609,8 @@ impl IdentityService {
         }
         text.push_str(&CaDirectory::new(&self.inner.options.data_dir).root_crl_pem()?);
         let path = self.crl_path();
-        write_atomically(&path, text.as_bytes())?;
+        // Readers see the old or the new CRL, never half of one, even with two writers.
+        ironroot_fs::write_atomically(&path, text.as_bytes())?;
         let _ = self
             .inner
             .audit
@@ -701,41 +688,9 @@ pub fn crl_path(data_dir: &Path) -> PathBuf {
     data_dir.join("pki").join(CRL_FILE)
 }
 
-/// Temp file (unique per process and call) + fsync + rename: readers see the old or the new
-/// file, never half of one, even with two writers.
-fn write_atomically(path: &Path, data: &[u8]) -> Result<(), IdentityError> {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io = |source| IdentityError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serial_keys_match_the_registry_form() {
-        let s = Serial::from_hex("0a0b").unwrap();
-        assert_eq!(serial_key(&s), "a0b");
-        assert_eq!(
-            ironroot_store::validate::normalize_serial(&s.to_string()).unwrap(),
-            serial_key(&s)
-        );
-    }
 
     #[test]
     fn every_registry_reason_maps_to_its_crl_reason() {

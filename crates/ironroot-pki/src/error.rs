@@ -79,6 +79,9 @@ pub enum CaError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be replaced atomically (the old one, if any, is unchanged).
+    #[error(transparent)]
+    Write(#[from] ironroot_fs::WriteError),
     /// `ca init` found an existing CA.
     #[error("a CA already exists in {0}; refusing to overwrite it")]
     AlreadyInitialized(PathBuf),

@@ -5,7 +5,8 @@
 //! issues device certificates from CSRs, operator and server certificates, and CRLs. The
 //! [`CaDirectory`] keeps the hierarchy on disk and unlocks the online CAs at server start;
 //! the [`RevocationCheckingVerifier`] plugs into rustls and rejects revoked devices in the
-//! handshake using the live [`RevocationSet`].
+//! handshake using the live [`RevocationSet`]; [`hardened_server_config`] is the one rustls
+//! server configuration (TLS 1.3 / TLS 1.2 ECDHE-AEAD, no resumption) every listener uses.
 //!
 //! ```text
 //!   root CA (offline, P-256, key: argon2id + AES-256-GCM file)
@@ -54,6 +55,7 @@ pub mod pkcs11;
 mod revocation;
 mod serial;
 mod signer;
+pub mod tls;
 mod verifier;
 
 pub use ca::{CaCertificate, CaRole, IssuedCertificate, IssuingCa};
@@ -77,4 +79,5 @@ pub use pkcs11::{Pin, Pkcs11KeyRef, Pkcs11Signer};
 pub use revocation::{Crl, RevocationReason, RevocationSet, RevokedEntry};
 pub use serial::{Fingerprint, Serial, SerialError};
 pub use signer::{CaSigner, SignerError, SoftwareKey, ecdsa_raw_to_der};
+pub use tls::hardened_server_config;
 pub use verifier::{RevocationCheckingVerifier, TrustedIssuer, VerifierError};

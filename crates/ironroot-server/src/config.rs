@@ -1,4 +1,8 @@
 //! Server settings, with defaults that are safe to expose.
+//!
+//! [`Limits`] and [`EnrollmentRules`] are (de)serializable so a node's configuration file
+//! (ironroot-node, `ironroot up --config`) holds them as they are: unknown keys are refused,
+//! missing keys keep their default, durations are written in human form (`"10s"`, `"24h"`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,15 +44,19 @@ impl ServerConfig {
 }
 
 /// Resource limits: what keeps one client (or many) from holding the server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Open connections at most; further connections wait in the kernel backlog.
     pub max_connections: usize,
     /// Time for the TLS handshake.
+    #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     /// Time for the request head and for the whole body to arrive.
+    #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// A connection is closed after this long, whatever it does.
+    #[serde(with = "humantime_serde")]
     pub connection_lifetime: Duration,
     /// Largest request body (EST CSRs are < 2 KiB; imports are the large case).
     pub max_body: usize,
@@ -90,19 +98,25 @@ impl Limits {
 }
 
 /// Rotation and re-enrollment rules.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EnrollmentRules {
     /// After a re-enrollment the previous certificate stays valid this long, or until the
     /// device first uses the new one; then it is retired (revoked, reason superseded).
+    #[serde(with = "humantime_serde")]
     pub rotation_grace: Duration,
     /// An operational certificate that expired less than this long ago may be replaced by
     /// re-enrolling with the factory credential (device offline past expiry).
+    #[serde(with = "humantime_serde")]
     pub expired_reenroll_window: Duration,
     /// Lifetime of claim tokens when the operator gives none.
+    #[serde(with = "humantime_serde")]
     pub default_claim_ttl: Duration,
     /// Longest claim-token lifetime accepted.
+    #[serde(with = "humantime_serde")]
     pub max_claim_ttl: Duration,
     /// How often due rotations are retired.
+    #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
 }
 

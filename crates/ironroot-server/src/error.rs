@@ -42,6 +42,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be replaced atomically (the old one, if any, is unchanged).
+    #[error(transparent)]
+    Write(#[from] ironroot_fs::WriteError),
     /// The online CA passphrase is missing.
     #[error(
         "the online CA passphrase is missing: set IRONROOT_CA_PASSPHRASE or keep <data-dir>/pki/online-passphrase"

@@ -29,7 +29,7 @@ use crate::app::{AppState, Shared, audit_refusal, check_length, media_type, read
 use crate::auth::{Basic, Conn, basic};
 use crate::claims;
 use crate::error::ApiError;
-use crate::identity::{IdentityError, IssuePurpose, IssueRequest, Issued, serial_key};
+use crate::identity::{IdentityError, IssuePurpose, IssueRequest, Issued};
 
 /// Which operation the client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +258,7 @@ async fn enroll_inner(
             error: identity_error(&e),
             device: Some(id.clone()),
         })?;
-    let new_serial = serial_key(issued.serial());
+    let new_serial = issued.serial().to_string();
     let mut event = Event::new(
         match mode {
             Mode::Enroll => EventKind::DeviceProvisioned,
@@ -273,10 +273,10 @@ async fn enroll_inner(
     if mode == Mode::Reenroll {
         if let Some(old) = &retire_now {
             event = event
-                .detail("replaces", old.clone())
+                .detail("replaces", old.to_string())
                 .detail("expired", "true");
         } else if let Some(op) = &operational {
-            event = event.detail("replaces", serial_key(op.serial()));
+            event = event.detail("replaces", op.serial().to_string());
         }
     }
     // The certificate is already in the audit log (cert.issued, written ahead by the identity
@@ -290,9 +290,7 @@ async fn enroll_inner(
     });
     if mode == Mode::Reenroll {
         if let Some(old) = retire_now {
-            if let Ok(s) = ironroot_pki::Serial::from_hex(&old) {
-                let _ = state.identity.retire(&s, &actor).await;
-            }
+            let _ = state.identity.retire(&old, &actor).await;
         } else if let Some(op) = &operational {
             state
                 .rotations
@@ -502,7 +500,7 @@ async fn json_common(
         Ok(issued) => Json(JsonIssued {
             certificate: issued.pem(),
             chain: state.identity.chain_pem().to_owned(),
-            serial: serial_key(issued.serial()),
+            serial: issued.serial().to_string(),
             not_after: issued.not_after().unix_timestamp(),
         })
         .into_response(),

@@ -3,9 +3,9 @@
 //!
 //! The principal type is [`Server`]: [`Server::start`] opens the CA, registry, audit log and
 //! identity service from a [`ServerConfig`] and returns a [`ServerHandle`]; [`run`] does the
-//! same and serves until SIGINT/SIGTERM. Other server parts (the MQTT broker) are started
-//! beside it in the same process from the handle (`identity()`, `tls_files()`,
-//! `certificate_used()`).
+//! same and serves until SIGINT/SIGTERM. A node (ironroot-node) starts the MQTT broker beside
+//! it with [`Server::start_followed_externally`] and the handle's `identity()` (one revocation
+//! set), `tls_identity()` (the certificate, in memory) and `certificate_used()`.
 //!
 //! ```text
 //!  device ──TLS (factory cert | op cert | none)──► /.well-known/est/{cacerts,simpleenroll,simplereenroll,csrattrs}
@@ -36,6 +36,6 @@ pub mod tls;
 pub use config::{EnrollmentRules, Limits, ServerConfig};
 pub use error::{ApiError, OperatorError, StartError};
 pub use server::{
-    ADMIN_TOKEN_FILE, SERVER_URL_FILE, Server, ServerHandle, load_or_create_admin_token, run,
-    wait_for_signal,
+    ADMIN_TOKEN_FILE, CertificateUse, SERVER_URL_FILE, Server, ServerHandle,
+    load_or_create_admin_token, run, wait_for_signal,
 };

@@ -12,7 +12,6 @@ use ironroot_pki::Serial;
 use ironroot_store::{Store, StoreError, on_backend, sqlx};
 
 use crate::app::AppState;
-use crate::identity::serial_key;
 
 /// Pending rotations.
 #[derive(Debug, Default)]
@@ -62,7 +61,8 @@ impl Rotations {
         old: &Serial,
         new: &Serial,
     ) {
-        let (old, new) = (serial_key(old), serial_key(new));
+        // The registry's canonical text form (`Serial`'s Display) is the stored key.
+        let (old, new) = (old.to_string(), new.to_string());
         let retire_at = now() + state.config.enrollment.rotation_grace.as_secs() as i64;
         let result = async {
             let mut pooled = state.store.acquire().await?;
@@ -94,7 +94,7 @@ impl Rotations {
     /// Called for every request made with an operational certificate: the first use of a
     /// rotated-to certificate retires its predecessor at once.
     pub(crate) async fn note_used(&self, state: &AppState, serial: &Serial) {
-        let key = serial_key(serial);
+        let key = serial.to_string();
         if !self.lock().contains(&key) {
             return;
         }

@@ -33,6 +33,7 @@ use crate::error::StartError;
 use crate::identity::IdentityService;
 use crate::limits::RateLimiter;
 use crate::rotation::Rotations;
+use crate::tls::ServerIdentity;
 
 /// File in the data directory holding the operator token (mode 0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -50,10 +51,10 @@ pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     identity: IdentityService,
-    tls_cert: PathBuf,
-    tls_key: PathBuf,
+    tls: ServerIdentity,
     state: Shared,
-    follower: tokio::task::JoinHandle<()>,
+    /// `None` when the caller follows the change feed ([`Server::start_followed_externally`]).
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -91,9 +92,15 @@ impl ServerHandle {
         &self.state.audit
     }
 
-    /// The server certificate chain (PEM) and key (PKCS#8 PEM, 0600), for the MQTT listener.
-    pub fn tls_files(&self) -> (&Path, &Path) {
-        (&self.tls_cert, &self.tls_key)
+    /// The server certificate chain and key (in memory), for the node's MQTT listener.
+    pub fn tls_identity(&self) -> &ServerIdentity {
+        &self.tls
+    }
+
+    /// Whether this server runs its own change-feed follower (see
+    /// [`Server::start_followed_externally`]).
+    pub fn follows_changes(&self) -> bool {
+        self.follower.is_some()
     }
 
     /// Tells the server a device connected with the certificate `serial` elsewhere (the MQTT
@@ -102,11 +109,19 @@ impl ServerHandle {
         self.state.rotations.note_used(&self.state, serial).await;
     }
 
+    /// A cloneable handle for [`ServerHandle::certificate_used`], for a task of its own (a
+    /// node forwards the broker's connects to it).
+    pub fn certificate_use(&self) -> CertificateUse {
+        CertificateUse(self.state.clone())
+    }
+
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
-        self.follower.abort();
+        if let Some(follower) = self.follower {
+            follower.abort();
+        }
         let _ = self
             .state
             .audit
@@ -116,6 +131,24 @@ impl ServerHandle {
             )
             .await;
         let _ = std::fs::remove_file(self.state.config.data_dir.join(SERVER_URL_FILE));
+    }
+}
+
+/// See [`ServerHandle::certificate_use`].
+#[derive(Clone)]
+pub struct CertificateUse(Shared);
+
+impl std::fmt::Debug for CertificateUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateUse").finish_non_exhaustive()
+    }
+}
+
+impl CertificateUse {
+    /// A device connected elsewhere with the certificate `serial`: the first use of a
+    /// rotated-to certificate retires the previous one.
+    pub async fn used(&self, serial: &ironroot_pki::Serial) {
+        self.0.rotations.note_used(&self.0, serial).await;
     }
 }
 
@@ -183,7 +216,8 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<Zeroizing<String>, 
     getrandom::fill(raw.as_mut())
         .map_err(|_| StartError::Config("the operating system random generator failed".into()))?;
     let token = Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()));
-    crate::tls::write_private(&path, format!("{}\n", token.as_str()).as_bytes(), 0o600)?;
+    let line = Zeroizing::new(format!("{}\n", token.as_str()));
+    ironroot_fs::write_secret_atomically(&path, line.as_bytes())?;
     Ok(token)
 }
 
@@ -191,6 +225,19 @@ impl Server {
     /// Opens everything and starts serving in the background (on the current tokio runtime).
     /// The CA must exist (`ironroot ca init`, or `ironroot up`, which creates it).
     pub async fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
+        Self::launch(config, true).await
+    }
+
+    /// Like [`Server::start`], but runs no change-feed follower: the caller (ironroot-node)
+    /// runs the process's one follower and keeps `identity().revocations()` in step with the
+    /// registry itself.
+    pub async fn start_followed_externally(
+        config: ServerConfig,
+    ) -> Result<ServerHandle, StartError> {
+        Self::launch(config, false).await
+    }
+
+    async fn launch(config: ServerConfig, follow: bool) -> Result<ServerHandle, StartError> {
         let dir = CaDirectory::new(&config.data_dir);
         if !dir.is_initialized() {
             return Err(StartError::Config(format!(
@@ -213,8 +260,6 @@ impl Server {
             None => Store::open_data_dir(&config.data_dir).await?,
         };
         let audit = Arc::new(Audit::open_store(&store, &config.data_dir).await?);
-        // Verifier built from a CA handle of its own (the identity service owns the other).
-        let ca_for_tls = dir.open_online(&online_secrets(&config)?, now)?;
         let identity = IdentityService::open(
             ca,
             store.clone(),
@@ -223,7 +268,7 @@ impl Server {
         )
         .await
         .map_err(|e| StartError::Identity(e.to_string()))?;
-        let tls = crate::tls::server_config(&server_id, &ca_for_tls, identity.revocations())?;
+        let tls = crate::tls::server_config(&server_id, identity.ca(), identity.revocations())?;
         let admin = AdminToken::new(&load_or_create_admin_token(&config.data_dir)?);
         let rotations = Rotations::load(&store).await?;
 
@@ -252,10 +297,9 @@ impl Server {
             host
         };
         let url = format!("https://{host}:{}", addr.port());
-        crate::tls::write_private(
+        ironroot_fs::write_atomically(
             &config.data_dir.join(SERVER_URL_FILE),
             format!("{url}\n").as_bytes(),
-            0o644,
         )?;
 
         let limits = config.limits.clone();
@@ -288,7 +332,7 @@ impl Server {
             .await;
         let (shutdown, rx) = watch::channel(false);
         // Revocations made by any process (the CLI offline, another replica) reach the live set.
-        let follower = identity.follow_changes(|_| {});
+        let follower = follow.then(|| identity.follow_changes(|_| {}));
         let task = tokio::spawn(accept_loop(
             listener,
             TlsAcceptor::from(tls),
@@ -301,8 +345,7 @@ impl Server {
             shutdown,
             task,
             identity,
-            tls_cert: server_id.cert_path,
-            tls_key: server_id.key_path,
+            tls: server_id,
             state,
             follower,
         })

@@ -1,13 +1,13 @@
 //! TLS for the HTTPS listener: the server certificate (issued by ironroot's own intermediate for
 //! the configured host names) and the rustls configuration.
 //!
-//! TLS 1.3 and 1.2 only, aws-lc-rs provider: rustls has no TLS 1.2 suite without ECDHE or
-//! without AEAD, so "1.2 with ECDHE-AEAD only" holds by construction. Client certificates are
+//! The version and cipher policy (TLS 1.3, TLS 1.2 ECDHE-AEAD only, no resumption) is
+//! ironroot-pki's [`ironroot_pki::hardened_server_config`], shared with the broker. Client certificates are
 //! *offered* (optional): devices enrolling with a claim token have none. Accepted issuers are the
 //! trusted intermediates (operational and operator certificates) and the factory CA (bootstrap
 //! credentials), checked by ironroot-pki's revocation-aware verifier; a certificate from any
-//! other CA fails the handshake. Session resumption is off so every connection re-checks the
-//! client certificate against the live revoked set.
+//! other CA fails the handshake; with resumption off every connection re-checks the client
+//! certificate against the live revoked set.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,22 +23,29 @@ use time::OffsetDateTime;
 
 use crate::error::StartError;
 
-/// The server's certificate chain and key, also written to `<data-dir>/server/` (`server.crt.pem`
-/// = leaf + intermediate, `server.key.pem` mode 0600) so the MQTT listener can use the same ones.
-#[derive(Debug)]
+/// The server's certificate chain and key, kept in memory only: a node hands them to its
+/// MQTT listener as values ([`crate::ServerHandle::tls_identity`]), never through files.
 pub struct ServerIdentity {
     /// Leaf then issuing intermediate.
     pub chain: Vec<CertificateDer<'static>>,
     /// PKCS#8 key.
     pub key: PrivatePkcs8KeyDer<'static>,
-    /// Where the PEM files were written.
-    pub cert_path: std::path::PathBuf,
-    /// Where the key was written.
-    pub key_path: std::path::PathBuf,
 }
 
+impl std::fmt::Debug for ServerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerIdentity")
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Files earlier versions wrote to `<data_dir>/server/`: the key is removed at start so no
+/// stale server key lingers on disk.
+const LEGACY_KEY_FILE: &str = "server.key.pem";
+
 /// Issues a fresh server certificate for `hostnames` (at every start, so the names always match
-/// the configuration) and writes it to `<data_dir>/server/`.
+/// the configuration); the key never touches the disk.
 pub fn issue_server_identity(
     ca: &OnlineCa,
     hostnames: &[String],
@@ -57,43 +64,17 @@ pub fn issue_server_identity(
         &IssuancePolicy::default(),
         OffsetDateTime::now_utc(),
     )?;
-    let dir = data_dir.join("server");
-    std::fs::create_dir_all(&dir).map_err(StartError::io("create", &dir))?;
-    let cert_path = dir.join("server.crt.pem");
-    let key_path = dir.join("server.key.pem");
-    let chain_pem = format!("{}{}", cert.pem(), ca.issuing().certificate().pem());
-    write_private(&cert_path, chain_pem.as_bytes(), 0o644)?;
+    let legacy = data_dir.join("server").join(LEGACY_KEY_FILE);
+    if legacy.exists() {
+        std::fs::remove_file(&legacy).map_err(StartError::io("remove", &legacy))?;
+    }
     let key_pem = key.to_pkcs8_pem()?;
-    write_private(&key_path, key_pem.as_bytes(), 0o600)?;
     let key_der = pem::parse(key_pem.as_bytes())
         .map_err(|e| StartError::Config(format!("server key encoding: {e}")))?;
     Ok(ServerIdentity {
         chain: vec![cert.der().clone(), ca.issuing().certificate().der().clone()],
         key: PrivatePkcs8KeyDer::from(key_der.contents().to_vec()),
-        cert_path,
-        key_path,
     })
-}
-
-/// Writes a file with `mode` (temp file + rename).
-pub(crate) fn write_private(path: &Path, data: &[u8], mode: u32) -> Result<(), StartError> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut f = options.open(&tmp).map_err(StartError::io("create", &tmp))?;
-    f.write_all(data).map_err(StartError::io("write", &tmp))?;
-    f.sync_all().map_err(StartError::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(StartError::io("rename into", path))?;
-    Ok(())
 }
 
 /// The HTTPS listener's rustls configuration.
@@ -107,17 +88,12 @@ pub fn server_config(
         ca.enrollment_issuers(),
         revoked,
     )?;
-    let provider = RevocationCheckingVerifier::provider();
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(Arc::new(OptionalClientCert(verifier)))
-        .with_single_cert(
-            identity.chain.clone(),
-            PrivateKeyDer::Pkcs8(identity.key.clone_key()),
-        )?;
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = ironroot_pki::hardened_server_config(
+        identity.chain.clone(),
+        PrivateKeyDer::Pkcs8(identity.key.clone_key()),
+        Arc::new(OptionalClientCert(verifier)),
+        &[b"http/1.1"],
+    )?;
     Ok(Arc::new(config))
 }
 

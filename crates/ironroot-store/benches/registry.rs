@@ -22,7 +22,8 @@ fn new_cert() -> NewCertificate {
     let mut der = vec![0x30u8; 500];
     der[..8].copy_from_slice(&n.to_be_bytes());
     NewCertificate {
-        serial: format!("{:032x}", u128::from(n) << 64 | 0xfeed),
+        serial: ironroot_pki::Serial::from_be_bytes(&(u128::from(n) << 64 | 0xfeed).to_be_bytes())
+            .expect("positive"),
         der,
         device_id: Some("bench-device".to_owned()),
         kind: CertificateKind::Operational,
@@ -53,8 +54,8 @@ async fn anchor_insert(anchor: &Anchor) {
             sqlx::query(
                 "INSERT INTO anchor (serial, fingerprint, device_id, body) VALUES ($1, $2, $3, $4)",
             )
-            .bind(&c.serial)
-            .bind(&c.serial)
+            .bind(c.serial.to_string())
+            .bind(c.serial.to_string())
             .bind(c.device_id.as_deref())
             .bind(&c.der)
             .execute($pool)

@@ -1,6 +1,7 @@
 //! Certificates: recording issuance, supersession, revocation, and the lookups the CA,
 //! provisioning and the broker need.
 
+use ironroot_pki::Serial;
 use sha2::{Digest, Sha256};
 
 use crate::changes::ChangeKind;
@@ -82,7 +83,7 @@ const INSERT_POSTGRES: &str = insert_certificate!(" FOR SHARE");
 fn bind_insert<'q, DB>(
     query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
     new: &'q NewCertificate,
-    serial: &'q str,
+    serial: String,
     fingerprint: &[u8; 32],
     issued_at: i64,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
@@ -146,6 +147,7 @@ fn from_row(row: &impl RowExt) -> Result<Certificate> {
         column: "fingerprint",
         value: fingerprint,
     })?;
+    let serial = parse_serial(serial)?;
     let revocation = match (revoked_at, reason) {
         (Some(at), Some(reason)) => Some((at, RevocationReason::from_row(reason)?)),
         _ => None,
@@ -164,6 +166,19 @@ fn from_row(row: &impl RowExt) -> Result<Certificate> {
         revocation,
         der,
     })
+}
+
+/// Reads a serial column: the registry holds only the canonical text form, so anything else
+/// is a corrupt row.
+pub(crate) fn parse_serial(text: String) -> Result<Serial> {
+    match Serial::from_hex(&text) {
+        Ok(serial) if serial.to_string() == text => Ok(serial),
+        _ => Err(StoreError::CorruptRow {
+            table: "certificates",
+            column: "serial",
+            value: text,
+        }),
+    }
 }
 
 async fn fetch_one(
@@ -194,11 +209,13 @@ async fn fetch_many(
     })
 }
 
-pub(crate) async fn by_serial(conn: &mut Connection<'_>, serial: &str) -> Result<Certificate> {
-    let serial = validate::normalize_serial(serial)?;
-    fetch_one(conn, BY_SERIAL, &serial)
+pub(crate) async fn by_serial(conn: &mut Connection<'_>, serial: &Serial) -> Result<Certificate> {
+    // The canonical text form is the stored and indexed one, so any spelling the caller
+    // parsed finds the same row.
+    let key = serial.to_string();
+    fetch_one(conn, BY_SERIAL, &key)
         .await?
-        .ok_or(StoreError::UnknownCertificate(serial))
+        .ok_or(StoreError::UnknownCertificate(key))
 }
 
 pub(crate) async fn by_fingerprint(
@@ -246,7 +263,7 @@ pub(crate) async fn revoked(conn: &mut Connection<'_>) -> Result<Vec<RevokedCert
     rows.into_iter()
         .map(|(serial, issuer, revoked_at, reason)| {
             Ok(RevokedCertificate {
-                serial,
+                serial: parse_serial(serial)?,
                 issuer,
                 revoked_at,
                 reason: RevocationReason::from_row(reason)?,
@@ -256,7 +273,7 @@ pub(crate) async fn revoked(conn: &mut Connection<'_>) -> Result<Vec<RevokedCert
 }
 
 /// Explains why a conditional UPDATE on `serial` matched nothing.
-async fn status_error(conn: &mut Connection<'_>, serial: &str, op: &'static str) -> StoreError {
+async fn status_error(conn: &mut Connection<'_>, serial: &Serial, op: &'static str) -> StoreError {
     match by_serial(conn, serial).await {
         Ok(cert) => StoreError::CertificateStatus {
             serial: cert.serial,
@@ -275,7 +292,7 @@ impl Transaction {
     /// device either waits for this transaction (and then revokes the new certificate too) or
     /// wins and makes this call fail. The fingerprint is computed here from the DER.
     pub async fn record_issued_certificate(&mut self, new: &NewCertificate) -> Result<Certificate> {
-        let serial = validate::normalize_serial(&new.serial)?;
+        let serial = new.serial.clone();
         validate::certificate_text("subject", &new.subject)?;
         validate::certificate_text("issuer", &new.issuer)?;
         if new.not_after < new.not_before {
@@ -295,7 +312,7 @@ impl Transaction {
             Connection::Sqlite(c) => bind_insert(
                 sqlx::query(INSERT_SQLITE),
                 new,
-                &serial,
+                serial.to_string(),
                 &fingerprint,
                 issued_at,
             )
@@ -305,7 +322,7 @@ impl Transaction {
             Connection::Postgres(c) => bind_insert(
                 sqlx::query(INSERT_POSTGRES),
                 new,
-                &serial,
+                serial.to_string(),
                 &fingerprint,
                 issued_at,
             )
@@ -348,19 +365,18 @@ impl Transaction {
         })
     }
 
-    /// The certificate with this serial (any hex form), or [`StoreError::UnknownCertificate`].
-    pub async fn certificate(&mut self, serial: &str) -> Result<Certificate> {
+    /// The certificate with this serial, or [`StoreError::UnknownCertificate`].
+    pub async fn certificate(&mut self, serial: &Serial) -> Result<Certificate> {
         by_serial(&mut self.connection(), serial).await
     }
 
     /// Marks an active certificate superseded (rotation: still valid until revoked or expired).
-    pub async fn supersede_certificate(&mut self, serial: &str) -> Result<Certificate> {
-        let serial = validate::normalize_serial(serial)?;
+    pub async fn supersede_certificate(&mut self, serial: &Serial) -> Result<Certificate> {
         let mut conn = self.connection();
-        let updated = fetch_one(&mut conn, SUPERSEDE, &serial).await?;
+        let updated = fetch_one(&mut conn, SUPERSEDE, &serial.to_string()).await?;
         match updated {
             Some(cert) => Ok(cert),
-            None => Err(status_error(&mut conn, &serial, "supersede").await),
+            None => Err(status_error(&mut conn, serial, "supersede").await),
         }
     }
 
@@ -368,17 +384,16 @@ impl Transaction {
     /// feed, so every broker adds it to its revoked set.
     pub async fn revoke_certificate(
         &mut self,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<Certificate> {
-        let serial = validate::normalize_serial(serial)?;
         let at = now();
         let mut conn = self.connection();
         let updated = on_backend!(&mut conn, c => {
             match sqlx::query(REVOKE_ONE)
                 .bind(at)
                 .bind(reason.as_str())
-                .bind(&serial)
+                .bind(serial.to_string())
                 .fetch_optional(&mut **c)
                 .await
             {
@@ -388,9 +403,9 @@ impl Transaction {
             }
         })?;
         let Some(cert) = updated else {
-            return Err(status_error(&mut conn, &serial, "revoke").await);
+            return Err(status_error(&mut conn, serial, "revoke").await);
         };
-        self.push_change(ChangeKind::CertificateRevoked, &cert.serial, at);
+        self.push_change(ChangeKind::CertificateRevoked, &cert.serial.to_string(), at);
         Ok(cert)
     }
 
@@ -421,7 +436,7 @@ impl Transaction {
             }
         })?;
         for cert in &revoked {
-            self.push_change(ChangeKind::CertificateRevoked, &cert.serial, at);
+            self.push_change(ChangeKind::CertificateRevoked, &cert.serial.to_string(), at);
         }
         Ok(revoked)
     }
@@ -438,8 +453,9 @@ impl Store {
         Ok(cert)
     }
 
-    /// The certificate with this serial (any hex form), or [`StoreError::UnknownCertificate`].
-    pub async fn certificate(&self, serial: &str) -> Result<Certificate> {
+    /// The certificate with this serial, or [`StoreError::UnknownCertificate`]. Parse what an
+    /// operator typed with [`Serial::from_hex`]: every spelling finds the same row.
+    pub async fn certificate(&self, serial: &Serial) -> Result<Certificate> {
         by_serial(&mut self.acquire().await?.connection(), serial).await
     }
 
@@ -470,7 +486,7 @@ impl Store {
     }
 
     /// Marks a certificate superseded; see [`Transaction::supersede_certificate`].
-    pub async fn supersede_certificate(&self, serial: &str) -> Result<Certificate> {
+    pub async fn supersede_certificate(&self, serial: &Serial) -> Result<Certificate> {
         let mut tx = self.begin().await?;
         let cert = tx.supersede_certificate(serial).await?;
         tx.commit().await?;
@@ -480,7 +496,7 @@ impl Store {
     /// Revokes one certificate; see [`Transaction::revoke_certificate`].
     pub async fn revoke_certificate(
         &self,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<Certificate> {
         let mut tx = self.begin().await?;

@@ -18,8 +18,17 @@
 //! commit is visible, so a later `seq` can never become visible before an earlier one. The cost
 //! is that change-writing commits on PostgreSQL run one at a time (lock held for one insert and
 //! the commit's WAL flush); registry writes without changes (issuance) are not affected.
+//!
+//! Forward compatibility: a newer ironroot may add change kinds (OTA, defender ...) while older
+//! replicas still follow the same feed during a rolling upgrade. A row whose kind this version
+//! does not know is skipped — the cursor moves past it, it is counted
+//! ([`Store::unknown_changes_skipped`], [`ChangeSubscription::unknown_skipped`]) and logged
+//! once per kind per process — and the known changes after it are delivered as usual. An
+//! older follower ignores only what it could not act on anyway.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
@@ -71,6 +80,35 @@ pub struct Change {
 
 type ChangeRow = (i64, String, String, i64);
 
+/// Change rows of kinds this version does not know: how many were skipped, and which kinds
+/// were already logged (once per kind per process).
+#[derive(Debug, Default)]
+pub(crate) struct UnknownKinds {
+    skipped: AtomicU64,
+    logged: Mutex<HashSet<String>>,
+}
+
+impl UnknownKinds {
+    fn skip(&self, seq: i64, kind: &str) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.len() < 64 && logged.insert(kind.to_owned()) {
+            log::warn!(
+                "change feed: skipping changes of unknown kind {kind:?} (first at seq {seq}); \
+                 written by a newer ironroot, upgrade this one to act on them"
+            );
+        }
+    }
+}
+
+/// One read of the feed: the known changes, and the position after the last row read (known
+/// or not), so a reader can move past rows it skipped.
+struct Read {
+    changes: Vec<Change>,
+    skipped: u64,
+    end: Option<ChangeCursor>,
+}
+
 /// Writes a transaction's buffered change rows (called just before COMMIT).
 pub(crate) async fn write(conn: &mut Connection<'_>, pending: &[Change]) -> Result<()> {
     for change in pending {
@@ -88,11 +126,12 @@ pub(crate) async fn write(conn: &mut Connection<'_>, pending: &[Change]) -> Resu
     Ok(())
 }
 
-pub(crate) async fn since(
+async fn since(
     conn: &mut Connection<'_>,
+    unknown: &UnknownKinds,
     from: ChangeCursor,
     limit: u32,
-) -> Result<Vec<Change>> {
+) -> Result<Read> {
     let limit = i64::from(limit.clamp(1, 10_000));
     let rows: Vec<ChangeRow> = on_backend!(conn, c => {
         sqlx::query_as(
@@ -104,16 +143,26 @@ pub(crate) async fn since(
         .await
     })
     .map_err(StoreError::db("read change feed"))?;
-    rows.into_iter()
-        .map(|(seq, kind, item, at)| {
-            Ok(Change {
-                kind: ChangeKind::from_name(&kind).ok_or(StoreError::UnknownChangeKind(kind))?,
+    let mut read = Read {
+        changes: Vec::with_capacity(rows.len()),
+        skipped: 0,
+        end: rows.last().map(|r| ChangeCursor(r.0)),
+    };
+    for (seq, kind, item, at) in rows {
+        match ChangeKind::from_name(&kind) {
+            Some(kind) => read.changes.push(Change {
+                kind,
                 item,
                 at,
                 cursor: ChangeCursor(seq),
-            })
-        })
-        .collect()
+            }),
+            None => {
+                unknown.skip(seq, &kind);
+                read.skipped += 1;
+            }
+        }
+    }
+    Ok(read)
 }
 
 pub(crate) async fn cursor_now(conn: &mut Connection<'_>) -> Result<ChangeCursor> {
@@ -134,16 +183,42 @@ impl Transaction {
         Ok(())
     }
 
-    /// Changes after `from`, oldest first, at most `limit`.
+    /// Changes after `from`, oldest first, from at most `limit` rows; rows of unknown kinds
+    /// are left out (see the module documentation).
     pub async fn changes_since(&mut self, from: ChangeCursor, limit: u32) -> Result<Vec<Change>> {
-        since(&mut self.connection(), from, limit).await
+        let inner = std::sync::Arc::clone(&self.store.inner);
+        Ok(
+            since(&mut self.connection(), &inner.unknown_kinds, from, limit)
+                .await?
+                .changes,
+        )
     }
 }
 
 impl Store {
-    /// Changes after `from`, oldest first, at most `limit` (1..=10,000).
+    /// Changes after `from`, oldest first, from at most `limit` rows (1..=10,000); rows of
+    /// kinds this version does not know are left out and counted (see the module
+    /// documentation). To follow the feed, use [`Store::subscribe_changes`], which also moves
+    /// past such rows.
     pub async fn changes_since(&self, from: ChangeCursor, limit: u32) -> Result<Vec<Change>> {
-        since(&mut self.acquire().await?.connection(), from, limit).await
+        Ok(self.read_changes(from, limit).await?.changes)
+    }
+
+    async fn read_changes(&self, from: ChangeCursor, limit: u32) -> Result<Read> {
+        let mut pooled = self.acquire().await?;
+        since(
+            &mut pooled.connection(),
+            &self.inner.unknown_kinds,
+            from,
+            limit,
+        )
+        .await
+    }
+
+    /// How many change rows of kinds this version does not know (written by a newer
+    /// ironroot) this process has skipped so far, over all readers of this store.
+    pub fn unknown_changes_skipped(&self) -> u64 {
+        self.inner.unknown_kinds.skipped.load(Ordering::Relaxed)
     }
 
     /// The current end of the feed. Take it *before* loading state (e.g. the revoked set), then
@@ -158,6 +233,8 @@ impl Store {
         let mut subscription = ChangeSubscription {
             store: self.clone(),
             cursor: from,
+            read_end: from,
+            unknown_skipped: 0,
             buffer: VecDeque::new(),
             local: self.inner.local_changes.subscribe(),
             listener: None,
@@ -171,6 +248,9 @@ impl Store {
 pub struct ChangeSubscription {
     store: Store,
     cursor: ChangeCursor,
+    /// The position after the last row read, including skipped rows of unknown kinds.
+    read_end: ChangeCursor,
+    unknown_skipped: u64,
     buffer: VecDeque<Change>,
     local: watch::Receiver<u64>,
     listener: Option<PgListener>,
@@ -201,26 +281,38 @@ impl ChangeSubscription {
         Ok(())
     }
 
-    /// The position after the last change returned by [`ChangeSubscription::next`].
+    /// The position after the last change returned by [`ChangeSubscription::next`] (or after
+    /// rows of unknown kinds skipped since).
     pub fn cursor(&self) -> ChangeCursor {
         self.cursor
     }
 
-    /// Waits for and returns the next change. Cancel-safe: dropping the future loses nothing.
+    /// How many rows of kinds this version does not know this subscription skipped.
+    pub fn unknown_skipped(&self) -> u64 {
+        self.unknown_skipped
+    }
+
+    /// Waits for and returns the next change of a known kind (rows of unknown kinds are
+    /// skipped). Cancel-safe: dropping the future loses nothing.
     pub async fn next(&mut self) -> Result<Change> {
         loop {
             if let Some(change) = self.buffer.pop_front() {
                 self.cursor = change.cursor;
                 return Ok(change);
             }
+            // Everything buffered was delivered: move past skipped rows too.
+            self.cursor = self.cursor.max(self.read_end);
             // Mark local wake-ups seen *before* reading, so a commit racing with the read
             // still wakes the wait below.
             self.local.borrow_and_update();
-            let batch = self.store.changes_since(self.cursor, BATCH).await?;
-            if batch.is_empty() {
-                self.wait().await;
-            } else {
-                self.buffer.extend(batch);
+            let read = self.store.read_changes(self.cursor, BATCH).await?;
+            self.unknown_skipped += read.skipped;
+            match read.end {
+                None => self.wait().await,
+                Some(end) => {
+                    self.read_end = end;
+                    self.buffer.extend(read.changes);
+                }
             }
         }
     }

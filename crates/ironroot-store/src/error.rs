@@ -67,7 +67,7 @@ pub enum StoreError {
         /// The offending value (never a secret: only enum-like text columns are checked).
         value: String,
     },
-    /// A device id, group name, attribute, owner or serial failed the syntax check.
+    /// A device id, group name, attribute or owner failed the syntax check.
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidInput {
         /// Which kind of value ("device id", "group name", ...).
@@ -105,7 +105,7 @@ pub enum StoreError {
     #[error("certificate with serial {serial} or the same fingerprint is already recorded")]
     DuplicateCertificate {
         /// The serial of the new certificate.
-        serial: String,
+        serial: ironroot_pki::Serial,
     },
     /// No certificate has this serial or fingerprint.
     #[error("unknown certificate {0}")]
@@ -120,13 +120,13 @@ pub enum StoreError {
     #[error("certificate {serial}: not_after is before not_before")]
     InvalidValidity {
         /// The serial.
-        serial: String,
+        serial: ironroot_pki::Serial,
     },
     /// The certificate is not in a status that allows this operation.
     #[error("certificate {serial} is {status}: cannot {op}")]
     CertificateStatus {
         /// The serial.
-        serial: String,
+        serial: ironroot_pki::Serial,
         /// Its current status.
         status: CertificateStatus,
         /// What was refused ("revoke", "supersede").
@@ -140,9 +140,6 @@ pub enum StoreError {
     /// the unacknowledged jobs was stored.
     #[error("the group committer has stopped; the change was not stored")]
     GroupCommitterStopped,
-    /// A change row names a kind this version does not know (written by a newer ironroot).
-    #[error("change feed holds unknown kind {0:?}; upgrade this ironroot")]
-    UnknownChangeKind(String),
     /// A policy document was refused by `ironroot-policy` (size limit, unknown action, bad
     /// variable, malformed JSON ...); nothing was stored.
     #[error("policy {name:?} is invalid: {source}")]

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use ironroot_pki::Serial;
+
 /// Defines a text-backed enum: `as_str`, `parse` (for rows) and `Display`.
 macro_rules! text_enum {
     (
@@ -230,8 +232,8 @@ text_enum! {
 /// A certificate recorded in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
-    /// Serial number, canonical lowercase hex (see [`crate::validate::normalize_serial`]).
-    pub serial: String,
+    /// Serial number (stored in its canonical text form, see [`Serial`]).
+    pub serial: Serial,
     /// SHA-256 of the DER encoding, computed by the store.
     pub fingerprint: [u8; 32],
     /// The device it belongs to (always set for operational and factory certificates).
@@ -266,8 +268,8 @@ impl Certificate {
 /// A certificate to record, built in memory by the CA and not yet handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCertificate {
-    /// Serial number in hex (any form [`crate::validate::normalize_serial`] accepts).
-    pub serial: String,
+    /// Serial number.
+    pub serial: Serial,
     /// The certificate, DER. The store computes the fingerprint from it.
     pub der: Vec<u8>,
     /// The device it belongs to; required for operational and factory certificates.
@@ -287,8 +289,8 @@ pub struct NewCertificate {
 /// One entry of the revoked set: what the in-memory set and the CRL need.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RevokedCertificate {
-    /// Serial, canonical lowercase hex.
-    pub serial: String,
+    /// Serial.
+    pub serial: Serial,
     /// Issuing CA (a CRL lists only its own issuer's certificates).
     pub issuer: String,
     /// When it was revoked.

@@ -121,6 +121,8 @@ pub(crate) struct Inner {
     /// this process at once.
     pub(crate) local_changes: watch::Sender<u64>,
     pub(crate) options: StoreOptions,
+    /// Change rows of unknown kinds skipped by this process (see `changes`).
+    pub(crate) unknown_kinds: crate::changes::UnknownKinds,
 }
 
 /// A handle on the registry database; cheap to clone, shared by all tasks.
@@ -291,6 +293,7 @@ impl Store {
                 pools,
                 local_changes,
                 options,
+                unknown_kinds: Default::default(),
             }),
         }
     }

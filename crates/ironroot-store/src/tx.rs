@@ -32,7 +32,7 @@ pub struct Transaction {
     /// Change-feed rows to write just before COMMIT (see `changes`: on PostgreSQL that keeps
     /// the feed's serialising lock short).
     pending_changes: Vec<Change>,
-    store: Store,
+    pub(crate) store: Store,
 }
 
 impl std::fmt::Debug for Transaction {

@@ -5,9 +5,11 @@
 //! client ids and topic names, and attribute values are substituted into policy resources. A
 //! `+`, `#`, `*`, `?`, `/` or `$` there could widen a policy or a subscription.
 //!
-//! The device id rule mirrors the one in `ironroot-pki` (allowed set `[A-Za-z0-9._:-]`,
-//! 1..=128 bytes); it is duplicated here as a defensive check until the two share a `DeviceId`
-//! type.
+//! Device ids follow the one rule of [`ironroot_pki::DeviceId`] (1..=128 bytes of
+//! `[A-Za-z0-9._:-]`, starting with a letter or digit); certificate serials are
+//! [`ironroot_pki::Serial`] values, which carry their own canonical form.
+
+use ironroot_pki::{DeviceId, DeviceIdError};
 
 use crate::error::StoreError;
 
@@ -15,8 +17,6 @@ use crate::error::StoreError;
 pub const MAX_ID_LEN: usize = 128;
 /// Longest attribute value or owner, in bytes.
 pub const MAX_VALUE_LEN: usize = 1024;
-/// Longest certificate serial in hex digits (RFC 5280: at most 20 octets).
-pub const MAX_SERIAL_HEX: usize = 40;
 
 fn invalid(what: &'static str, value: &str, reason: &'static str) -> StoreError {
     StoreError::InvalidInput {
@@ -47,9 +47,18 @@ fn identifier(what: &'static str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks a device id: 1..=128 bytes of `[A-Za-z0-9._:-]` (no `/ + # $ * ?`, NUL, controls).
+/// Checks a device id with the one rule, [`DeviceId::parse`]: 1..=128 bytes of
+/// `[A-Za-z0-9._:-]`, starting with an ASCII letter or digit (no `/ + # $ * ?`, NUL, controls).
 pub fn device_id(id: &str) -> Result<(), StoreError> {
-    identifier("device id", id)
+    DeviceId::parse(id).map(drop).map_err(|err| {
+        let reason = match err {
+            DeviceIdError::Empty => "must not be empty",
+            DeviceIdError::TooLong { .. } => "longer than 128 bytes",
+            DeviceIdError::BadFirstCharacter => "must start with an ASCII letter or digit",
+            _ => "only letters, digits and . _ : - are allowed",
+        };
+        invalid("device id", id, reason)
+    })
 }
 
 /// Checks a group name (same rule as a device id: it appears in policy variables).
@@ -108,30 +117,6 @@ pub(crate) fn certificate_text(what: &'static str, value: &str) -> Result<(), St
     Ok(())
 }
 
-/// Normalises a certificate serial to the registry's canonical form: lowercase hex of the
-/// unsigned value without leading zeros (`"0"` for zero).
-///
-/// Accepts upper or lower case, an optional `0x` prefix and `:` separators, so the output of
-/// `openssl x509 -serial` (`serial=0A1B...`) and of `openssl x509 -text` (`0a:1b:...`) both work.
-pub fn normalize_serial(serial: &str) -> Result<String, StoreError> {
-    let trimmed = serial.strip_prefix("0x").unwrap_or(serial);
-    let digits: String = trimmed.chars().filter(|&c| c != ':').collect();
-    if digits.is_empty() {
-        return Err(invalid("serial", serial, "must not be empty"));
-    }
-    if !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(invalid("serial", serial, "must be hexadecimal"));
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > MAX_SERIAL_HEX {
-        return Err(invalid("serial", serial, "longer than 20 octets"));
-    }
-    if significant.is_empty() {
-        return Ok("0".to_owned());
-    }
-    Ok(significant.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +124,7 @@ mod tests {
 
     #[test]
     fn device_ids_follow_the_strict_syntax() {
-        for ok in ["a", "dev-001", "sensor.eu:42_x", &"x".repeat(128)] {
+        for ok in ["a", "0", "dev-001", "sensor.eu:42_x", &"x".repeat(128)] {
             device_id(ok).unwrap();
         }
         for bad in [
@@ -154,6 +139,11 @@ mod tests {
             "a\0b",
             "a\nb",
             "é",
+            // The one rule (ironroot-pki's) also wants a letter or digit first.
+            "-rf",
+            ".hidden",
+            "_x",
+            ":x",
             &"x".repeat(129),
         ] {
             assert!(
@@ -179,23 +169,6 @@ mod tests {
         assert!(owner("").is_err());
     }
 
-    #[test]
-    fn serials_normalise_from_openssl_forms() {
-        assert_eq!(normalize_serial("0A1B").unwrap(), "a1b");
-        assert_eq!(normalize_serial("0a:1b").unwrap(), "a1b");
-        assert_eq!(normalize_serial("0x00FF").unwrap(), "ff");
-        assert_eq!(normalize_serial("0000").unwrap(), "0");
-        assert!(normalize_serial("").is_err());
-        assert!(normalize_serial("xyz").is_err());
-        assert!(normalize_serial(&"f".repeat(41)).is_err());
-        assert_eq!(
-            normalize_serial(&format!("00{}", "f".repeat(40)))
-                .unwrap()
-                .len(),
-            40
-        );
-    }
-
     proptest! {
         #[test]
         fn accepted_device_ids_contain_only_the_allowed_set(id in "\\PC{0,140}") {
@@ -203,14 +176,9 @@ mod tests {
                 prop_assert!(!id.is_empty() && id.len() <= 128);
                 prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b)));
             }
+            // The store and the CA agree on every input.
+            prop_assert_eq!(device_id(&id).is_ok(), DeviceId::parse(&id).is_ok());
         }
 
-        #[test]
-        fn serial_normalisation_is_idempotent_and_case_insensitive(s in "[0-9a-fA-F:]{1,44}") {
-            if let Ok(n) = normalize_serial(&s) {
-                prop_assert_eq!(normalize_serial(&n).unwrap(), n.clone());
-                prop_assert_eq!(normalize_serial(&s.to_ascii_uppercase()).unwrap(), n);
-            }
-        }
     }
 }

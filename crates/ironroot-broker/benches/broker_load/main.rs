@@ -274,7 +274,7 @@ async fn run(quick: bool) -> anyhow::Result<()> {
         let id = format!("rv-{i}");
         let (cfg, serial) = pki.client_with_serial(&id);
         let mut io = load::session(iron.target.port, cfg, &id).await?;
-        let hex = ironroot_broker::CertSerial::from(&serial).to_string();
+        let hex = serial.to_string();
         let t0 = Instant::now();
         let r = iron.cmd(&format!("revoke {hex}"))?;
         anyhow::ensure!(r[1] == "1", "revoke closed {} sessions", r[1]);

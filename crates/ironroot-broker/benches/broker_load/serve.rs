@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use ironroot_broker::tls::TlsParts;
 use ironroot_broker::{
-    BrokerBuilder, BrokerConfig, CertSerial, IronrootPolicies, Limits, PolicyScope, PolicySnapshot,
+    BrokerBuilder, BrokerConfig, IronrootPolicies, Limits, PolicyScope, PolicySnapshot,
 };
 use ironroot_pki::{
     CaCertificate, RevocationCheckingVerifier, RevocationSet, Serial, TrustedIssuer,
@@ -113,7 +113,7 @@ pub fn serve(dir: &Path, workers: usize) {
                 let t = Instant::now();
                 let serial = Serial::from_hex(hex).unwrap();
                 revoked.revoke(serial.clone());
-                let n = broker.revoke_serial(&CertSerial::from(&serial));
+                let n = broker.revoke_serial(&serial);
                 format!("ok {n} {}", t.elapsed().as_micros())
             }
             (Some(cmd @ ("deny-backend" | "allow-backend")), _) => {

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use ironroot_broker::{BrokerEvent, CertSerial, KickReason, PolicyScope};
+use ironroot_broker::{BrokerEvent, KickReason, PolicyScope};
+use ironroot_pki::Serial;
 use serde_json::json;
 
 use crate::harness::*;
@@ -12,7 +13,7 @@ const NOT_AUTHORIZED: u64 = 0x87;
 const ADMINISTRATIVE_ACTION: u64 = 0x98;
 const SESSION_TAKEN_OVER: u64 = 0x8E;
 
-fn serial(c: &crate::pki::ClientFiles) -> CertSerial {
+fn serial(c: &crate::pki::ClientFiles) -> Serial {
     c.broker_serial()
 }
 

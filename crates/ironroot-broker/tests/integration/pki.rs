@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ironroot_broker::CertSerial;
 use ironroot_pki::{
     CaRole, CaSigner, DeviceId, HierarchyPolicy, IssuancePolicy, IssuingCa,
     RevocationCheckingVerifier, RevocationSet, Serial, ServerName, SoftwareKey, SubjectKey,
@@ -54,8 +53,8 @@ pub struct ClientFiles {
 
 impl ClientFiles {
     /// The serial as the broker's API takes it.
-    pub fn broker_serial(&self) -> CertSerial {
-        CertSerial::from(&self.serial)
+    pub fn broker_serial(&self) -> Serial {
+        self.serial.clone()
     }
 }
 

@@ -8,6 +8,7 @@
 //!        ironroot-control-store-writer URL attach-device NAME DEVICE
 #![forbid(unsafe_code)]
 
+use ironroot_pki::Serial;
 use ironroot_store::{DeviceState, PolicyTarget, RevocationReason, Store};
 
 fn main() {
@@ -19,10 +20,13 @@ fn main() {
     let result: Result<(), String> = runtime.block_on(async {
         let store = Store::open(&args[0]).await.map_err(|e| e.to_string())?;
         let r = match args[1].as_str() {
-            "revoke" => store
-                .revoke_certificate(&args[2], RevocationReason::KeyCompromise)
-                .await
-                .map(|_| ()),
+            "revoke" => {
+                let serial = Serial::from_hex(&args[2]).map_err(|e| e.to_string())?;
+                store
+                    .revoke_certificate(&serial, RevocationReason::KeyCompromise)
+                    .await
+                    .map(|_| ())
+            }
             "state" => {
                 let to = DeviceState::from_name(&args[3]).ok_or("unknown state")?;
                 store.set_device_state(&args[2], to).await.map(|_| ())

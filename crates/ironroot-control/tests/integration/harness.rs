@@ -144,7 +144,7 @@ impl Node {
         let der = rustls_pemfile_der(&der);
         self.store
             .record_issued_certificate(&NewCertificate {
-                serial: files.serial.clone(),
+                serial: ironroot_pki::Serial::from_hex(&files.serial).unwrap(),
                 der,
                 device_id: Some(id.to_owned()),
                 kind: CertificateKind::Operational,

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use ironroot_store::ChangeCursor;
+use ironroot_pki::Serial;
+use ironroot_store::{ChangeCursor, Connection, RevocationReason, Store};
 use serde_json::json;
 
 use crate::harness::{Db, Node, Paho, both_backends, evs, mosquitto, paho_spec, run, writer};
@@ -11,6 +12,7 @@ use crate::harness::{Db, Node, Paho, both_backends, evs, mosquitto, paho_spec, r
 both_backends!(
     revocation_by_another_process_drops_the_live_session,
     quarantine_and_policy_change_by_another_process_reach_live_sessions,
+    regression_unknown_change_kind_does_not_stop_the_plane,
 );
 
 /// Waits until the plane has applied every change up to the store's current end; returns the
@@ -190,5 +192,67 @@ async fn quarantine_and_policy_change_by_another_process_reach_live_sessions(db:
             && e.details.get("topic").map(String::as_str) == Some("devices/dev-b/telemetry")
     })
     .await;
+    node.stop().await;
+}
+
+/// A change row of a kind this version does not know, as a newer replica writes it (plain SQL
+/// into the `changes` table).
+async fn insert_future_change(store: &Store, kind: &str, item: &str) {
+    let mut pooled = store.acquire().await.unwrap();
+    let sql = "INSERT INTO changes (kind, item, changed_at) VALUES ($1, $2, 1700000000)";
+    match pooled.connection() {
+        Connection::Sqlite(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+        Connection::Postgres(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+    }
+    .unwrap();
+}
+
+/// Defect 5 of issue 12: an unknown change kind (from a newer replica) between two
+/// revocations stopped the plane's follower for good (`UnknownChangeKind` on every retry);
+/// now it is skipped and the revocation after it still reaches the live revoked set.
+async fn regression_unknown_change_kind_does_not_stop_the_plane(db: Db) {
+    let node = Node::start(db).await;
+    let a = node.device("dev-fa").await;
+    let b = node.device("dev-fb").await;
+    let (sa, sb) = (
+        Serial::from_hex(&a.serial).unwrap(),
+        Serial::from_hex(&b.serial).unwrap(),
+    );
+    let revocations = node.plane().revocations().clone();
+    node.store
+        .revoke_certificate(&sa, RevocationReason::KeyCompromise)
+        .await
+        .unwrap();
+    insert_future_change(&node.store, "ota_rollout", "rollout-1").await;
+    node.store
+        .revoke_certificate(&sb, RevocationReason::KeyCompromise)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !revocations.is_revoked(&sb) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the revocation after the unknown change was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(revocations.is_revoked(&sa));
+    // The plane is at the end of the feed (past the unknown row), not stuck before it.
+    let end = node.store.change_cursor_now().await.unwrap();
+    while node.plane().applied_cursor() < end {
+        assert!(start.elapsed() < Duration::from_secs(5), "plane stuck");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(node.store.unknown_changes_skipped() >= 1);
     node.stop().await;
 }

@@ -79,7 +79,7 @@ async fn sigkill_during_issuance_leaves_no_certificate_without_record_or_audit()
         }
     }
     for serial in &written {
-        let key = ironroot_store::validate::normalize_serial(serial).unwrap();
+        let key = ironroot_pki::Serial::from_hex(serial).unwrap();
         let cert = store.certificate(&key).await.unwrap_or_else(|e| {
             panic!("certificate {serial} was handed out but is not recorded: {e}")
         });
@@ -88,13 +88,13 @@ async fn sigkill_during_issuance_leaves_no_certificate_without_record_or_audit()
             std::fs::read(out.join(format!("{serial}.der"))).unwrap()
         );
         assert!(
-            audited.contains(&key),
+            audited.contains(&key.to_string()),
             "{serial} handed out without audit entry"
         );
     }
     for serial in &recorded {
         assert!(
-            audited.contains(serial),
+            audited.contains(&serial.to_string()),
             "record {serial} without audit entry"
         );
     }

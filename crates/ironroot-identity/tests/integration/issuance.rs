@@ -56,7 +56,10 @@ async fn issued_certificate_verifies_and_is_recorded_with_its_audit_entry(env: E
         .filter(|e| e.event_type == "cert.issued" && e.outcome == Outcome::Success)
         .collect();
     assert_eq!(issued_events.len(), 2);
-    assert_eq!(issued_events[0].details["serial"], certs[0].serial);
+    assert_eq!(
+        issued_events[0].details["serial"],
+        certs[0].serial.to_string()
+    );
     assert_eq!(
         issued_events[0].details["fingerprint"],
         certs[0].fingerprint_hex()

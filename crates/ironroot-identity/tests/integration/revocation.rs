@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ironroot_audit::Outcome;
 use ironroot_identity::IdentityError;
 use ironroot_pki::DeviceId;
-use ironroot_store::{CertificateStatus, DeviceState, RevocationReason};
+use ironroot_store::{CertificateStatus, Connection, DeviceState, RevocationReason, Store};
 
 use crate::harness::{Env, both_backends, openssl_verify};
 
@@ -16,6 +16,7 @@ both_backends!(
     retire_and_decommission,
     revocation_by_another_process_reaches_the_live_set_within_a_second,
     revoking_twice_or_unknown_is_a_typed_error,
+    regression_unknown_change_kind_does_not_stop_the_follower,
 );
 
 async fn revoked_certificate_fails_openssl_crl_check(env: Env) {
@@ -251,4 +252,77 @@ async fn revoking_twice_or_unknown_is_a_typed_error(env: Env) {
         .await
         .unwrap_err();
     assert!(matches!(err, IdentityError::UnknownDevice(_)), "{err}");
+}
+
+/// A change row of a kind this version does not know, as a newer replica writes it (plain SQL
+/// into the `changes` table).
+async fn insert_future_change(store: &Store, kind: &str, item: &str) {
+    let mut pooled = store.acquire().await.unwrap();
+    let sql = "INSERT INTO changes (kind, item, changed_at) VALUES ($1, $2, 1700000000)";
+    match pooled.connection() {
+        Connection::Sqlite(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+        Connection::Postgres(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+    }
+    .unwrap();
+}
+
+/// Defect 5 of issue 12: an unknown change kind between two revocations made by another
+/// process stopped the follower for good (`UnknownChangeKind` on every retry); now it is
+/// skipped and the revocation after it reaches the live set and the callback.
+async fn regression_unknown_change_kind_does_not_stop_the_follower(env: Env) {
+    env.add_device("dev-k1").await;
+    env.add_device("dev-k2").await;
+    let first = env.issue("dev-k1").await.0.unwrap();
+    let second = env.issue("dev-k2").await.0.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = Arc::clone(&seen);
+    let follower = env
+        .service
+        .follow_changes(move |s| seen2.lock().unwrap().push(s.clone()));
+    let other = env.open_again().await;
+    other
+        .revoke_serial(
+            first.serial(),
+            RevocationReason::KeyCompromise,
+            "operator:other",
+        )
+        .await
+        .unwrap();
+    insert_future_change(other.store(), "ota_rollout", "rollout-1").await;
+    other
+        .revoke_serial(
+            second.serial(),
+            RevocationReason::KeyCompromise,
+            "operator:other",
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while !env.service.revocations().is_revoked(second.serial()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the revocation after the unknown change was never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(env.service.revocations().is_revoked(first.serial()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let calls = seen.lock().unwrap().clone();
+    assert!(
+        calls.contains(first.serial()) && calls.contains(second.serial()),
+        "{calls:?}"
+    );
+    assert!(env.service.store().unknown_changes_skipped() >= 1);
+    follower.abort();
+    other.store().close().await;
 }

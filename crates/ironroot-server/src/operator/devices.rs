@@ -185,7 +185,7 @@ pub(crate) async fn show(
         certificates: certs
             .into_iter()
             .map(|c| CertificateView {
-                serial: c.serial,
+                serial: c.serial.to_string(),
                 kind: c.kind.as_str().to_owned(),
                 status: c.status.as_str().to_owned(),
                 not_after: c.not_after,

@@ -56,7 +56,7 @@ async fn retire_answer(
     match result {
         Ok(certs) => Ok(Json(RetireResult {
             device: id,
-            revoked: certs.into_iter().map(|c| c.serial).collect(),
+            revoked: certs.into_iter().map(|c| c.serial.to_string()).collect(),
         })),
         Err(e) => {
             let _ = state

@@ -399,7 +399,7 @@ pub async fn expired_operational(fx: &Fixture, id: &str, ago: time::Duration) {
         .unwrap();
     let mut tx = fx.store().begin().await.unwrap();
     tx.record_issued_certificate(&NewCertificate {
-        serial: cert.serial().to_string(),
+        serial: cert.serial().clone(),
         der: cert.der().to_vec(),
         device_id: Some(id.to_owned()),
         kind: CertificateKind::Operational,

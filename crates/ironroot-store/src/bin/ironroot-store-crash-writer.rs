@@ -30,7 +30,8 @@ fn main() -> std::process::ExitCode {
                 .await
                 .expect("add device");
             tx.record_issued_certificate(&NewCertificate {
-                serial: format!("{:x}", n + 1),
+                serial: ironroot_pki::Serial::from_be_bytes(&(n + 1).to_be_bytes())
+                    .expect("positive"),
                 der: format!("certificate {n}").into_bytes(),
                 device_id: Some(id),
                 kind: CertificateKind::Operational,

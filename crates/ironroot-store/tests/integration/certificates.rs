@@ -2,11 +2,13 @@
 
 use std::process::Command;
 
+use ironroot_pki::{Serial, SerialError};
 use ironroot_store::{
-    CertificateKind, CertificateStatus, DeviceState, NewDevice, RevocationReason, StoreError,
+    CertificateKind, CertificateStatus, Connection, DeviceState, NewDevice, RevocationReason,
+    StoreError,
 };
 
-use crate::fixtures::cert;
+use crate::fixtures::{cert, sn};
 use crate::harness::{TestDb, both_backends};
 
 both_backends!(
@@ -17,6 +19,7 @@ both_backends!(
     revoking_a_device_revokes_all_its_certificates,
     supersede_marks_rotation,
     expiring_certificates_are_listed_soonest_first,
+    every_serial_spelling_finds_the_same_row_and_old_rows_stay_readable,
 );
 
 /// SHA-256 as computed by openssl (an oracle we did not write).
@@ -38,14 +41,27 @@ async fn record_and_look_up_by_serial_and_fingerprint(db: TestDb) {
     let new = cert("00AB:CD", Some("dev-a"), 1_800_000_000);
     let recorded = store.record_issued_certificate(&new).await.unwrap();
     assert_eq!(
-        recorded.serial, "abcd",
+        recorded.serial.to_string(),
+        "abcd",
         "canonical lowercase hex without leading zeros"
     );
     assert_eq!(recorded.status, CertificateStatus::Active);
     assert_eq!(recorded.fingerprint_hex(), openssl_sha256(&new.der));
 
-    for form in ["abcd", "ABCD", "0x00abcd", "ab:cd"] {
-        assert_eq!(store.certificate(form).await.unwrap(), recorded, "{form}");
+    for form in [
+        "abcd",
+        "ABCD",
+        "0x00abcd",
+        "ab:cd",
+        "serial=ABCD",
+        "00:AB:CD",
+        "0X00AbCd",
+    ] {
+        assert_eq!(
+            store.certificate(&sn(form)).await.unwrap(),
+            recorded,
+            "{form}"
+        );
     }
     assert_eq!(
         store
@@ -62,13 +78,11 @@ async fn record_and_look_up_by_serial_and_fingerprint(db: TestDb) {
         StoreError::UnknownCertificate(_)
     ));
     assert!(matches!(
-        store.certificate("ffff").await.unwrap_err(),
+        store.certificate(&sn("ffff")).await.unwrap_err(),
         StoreError::UnknownCertificate(_)
     ));
-    assert!(matches!(
-        store.certificate("not-hex").await.unwrap_err(),
-        StoreError::InvalidInput { what: "serial", .. }
-    ));
+    // Text that is no serial never reaches the store: parsing refuses it.
+    assert_eq!(Serial::from_hex("not-hex"), Err(SerialError::BadHex));
 
     let server = store
         .record_issued_certificate(&cert("5e", None, 1_800_000_000))
@@ -198,24 +212,24 @@ async fn revocation_is_recorded_once(db: TestDb) {
     assert!(store.revoked_certificates().await.unwrap().is_empty());
 
     let revoked = store
-        .revoke_certificate("D1", RevocationReason::KeyCompromise)
+        .revoke_certificate(&sn("D1"), RevocationReason::KeyCompromise)
         .await
         .unwrap();
     assert_eq!(revoked.status, CertificateStatus::Revoked);
     let (at, reason) = revoked.revocation.unwrap();
     assert_eq!(reason, RevocationReason::KeyCompromise);
-    assert_eq!(store.certificate("d1").await.unwrap(), revoked);
+    assert_eq!(store.certificate(&sn("d1")).await.unwrap(), revoked);
 
     let set = store.revoked_certificates().await.unwrap();
     assert_eq!(set.len(), 1);
     assert_eq!(
-        (set[0].serial.as_str(), set[0].revoked_at, set[0].reason),
-        ("d1", at, reason)
+        (set[0].serial.to_string(), set[0].revoked_at, set[0].reason),
+        ("d1".to_string(), at, reason)
     );
     assert_eq!(set[0].issuer, "intermediate-1");
 
     let again = store
-        .revoke_certificate("d1", RevocationReason::Unspecified)
+        .revoke_certificate(&sn("d1"), RevocationReason::Unspecified)
         .await
         .unwrap_err();
     assert!(
@@ -230,19 +244,19 @@ async fn revocation_is_recorded_once(db: TestDb) {
         "{again}"
     );
     assert_eq!(
-        store.certificate("d1").await.unwrap().revocation,
+        store.certificate(&sn("d1")).await.unwrap().revocation,
         Some((at, RevocationReason::KeyCompromise)),
         "a second revocation must not overwrite the first"
     );
     assert!(matches!(
         store
-            .revoke_certificate("99", RevocationReason::Unspecified)
+            .revoke_certificate(&sn("99"), RevocationReason::Unspecified)
             .await
             .unwrap_err(),
         StoreError::UnknownCertificate(_)
     ));
     assert_eq!(
-        store.certificate("d2").await.unwrap().status,
+        store.certificate(&sn("d2")).await.unwrap().status,
         CertificateStatus::Active
     );
 }
@@ -262,9 +276,9 @@ async fn revoking_a_device_revokes_all_its_certificates(db: TestDb) {
         .record_issued_certificate(&cert("f1", Some("dev-f"), 1_800_000_000))
         .await
         .unwrap();
-    store.supersede_certificate("e1").await.unwrap();
+    store.supersede_certificate(&sn("e1")).await.unwrap();
     store
-        .revoke_certificate("e2", RevocationReason::KeyCompromise)
+        .revoke_certificate(&sn("e2"), RevocationReason::KeyCompromise)
         .await
         .unwrap();
 
@@ -272,10 +286,10 @@ async fn revoking_a_device_revokes_all_its_certificates(db: TestDb) {
         .revoke_device_certificates("dev-e", RevocationReason::CessationOfOperation)
         .await
         .unwrap();
-    let serials: Vec<_> = revoked.iter().map(|c| c.serial.as_str()).collect();
+    let serials: Vec<_> = revoked.iter().map(|c| c.serial.to_string()).collect();
     assert_eq!(serials.len(), 2);
     assert!(
-        serials.contains(&"e1") && serials.contains(&"e3"),
+        serials.contains(&"e1".to_string()) && serials.contains(&"e3".to_string()),
         "{serials:?}"
     );
     let set: Vec<_> = store
@@ -283,16 +297,22 @@ async fn revoking_a_device_revokes_all_its_certificates(db: TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.serial)
+        .map(|r| r.serial.to_string())
         .collect();
     assert_eq!(set, ["e1", "e2", "e3"]);
     assert_eq!(
-        store.certificate("e2").await.unwrap().revocation.unwrap().1,
+        store
+            .certificate(&sn("e2"))
+            .await
+            .unwrap()
+            .revocation
+            .unwrap()
+            .1,
         RevocationReason::KeyCompromise,
         "already revoked certificates keep their reason"
     );
     assert_eq!(
-        store.certificate("f1").await.unwrap().status,
+        store.certificate(&sn("f1")).await.unwrap().status,
         CertificateStatus::Active
     );
     assert!(
@@ -317,17 +337,17 @@ async fn supersede_marks_rotation(db: TestDb) {
         .record_issued_certificate(&cert("a1", Some("dev-g"), 1_800_000_000))
         .await
         .unwrap();
-    let old = store.supersede_certificate("a1").await.unwrap();
+    let old = store.supersede_certificate(&sn("a1")).await.unwrap();
     assert_eq!(old.status, CertificateStatus::Superseded);
     assert!(matches!(
-        store.supersede_certificate("a1").await.unwrap_err(),
+        store.supersede_certificate(&sn("a1")).await.unwrap_err(),
         StoreError::CertificateStatus {
             status: CertificateStatus::Superseded,
             ..
         }
     ));
     assert!(matches!(
-        store.supersede_certificate("a2").await.unwrap_err(),
+        store.supersede_certificate(&sn("a2")).await.unwrap_err(),
         StoreError::UnknownCertificate(_)
     ));
 }
@@ -347,14 +367,14 @@ async fn expiring_certificates_are_listed_soonest_first(db: TestDb) {
             .unwrap();
     }
     store
-        .revoke_certificate("b4", RevocationReason::Unspecified)
+        .revoke_certificate(&sn("b4"), RevocationReason::Unspecified)
         .await
         .unwrap();
     let soon = store
         .certificates_expiring_before(1_700_000_250, 100)
         .await
         .unwrap();
-    let serials: Vec<_> = soon.iter().map(|c| c.serial.as_str()).collect();
+    let serials: Vec<_> = soon.iter().map(|c| c.serial.to_string()).collect();
     assert_eq!(
         serials,
         ["b1", "b2"],
@@ -368,4 +388,69 @@ async fn expiring_certificates_are_listed_soonest_first(db: TestDb) {
             .len(),
         1
     );
+}
+
+/// The registry's stored text is the canonical form of `Serial` (lowercase hex, no leading
+/// zeros), so rows written before the `Serial` type existed (raw SQL here, as an old release
+/// wrote them) are found by every spelling, and what the store writes is that same text.
+async fn every_serial_spelling_finds_the_same_row_and_old_rows_stay_readable(db: TestDb) {
+    let store = &db.store;
+    {
+        let mut pooled = store.acquire().await.unwrap();
+        let fp = "11".repeat(32);
+        let sql = "INSERT INTO certificates (serial, fingerprint, device_id, kind, issuer, \
+                   subject, not_before, not_after, status, issued_at, der) \
+                   VALUES ('a1b', $1, NULL, 'server', 'intermediate-1', 'CN=old', 1, 2, \
+                   'active', 1, $2)";
+        match pooled.connection() {
+            Connection::Sqlite(c) => ironroot_store::sqlx::query(sql)
+                .bind(&fp)
+                .bind(b"old DER".as_slice())
+                .execute(&mut *c)
+                .await
+                .map(drop),
+            Connection::Postgres(c) => ironroot_store::sqlx::query(sql)
+                .bind(&fp)
+                .bind(b"old DER".as_slice())
+                .execute(&mut *c)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+    }
+    let old = store.certificate(&sn("a1b")).await.unwrap();
+    assert_eq!(old.subject, "CN=old");
+    for spelling in ["serial=0A1B", "0x0a1b", "0A:1B", "000A1b", "A1B", "a1b"] {
+        let parsed = Serial::from_hex(spelling).unwrap();
+        assert_eq!(parsed.to_string(), "a1b", "{spelling}");
+        assert_eq!(store.certificate(&parsed).await.unwrap(), old, "{spelling}");
+    }
+    // A different serial is a different row: the lookup is not "anything that parses".
+    assert!(matches!(
+        store.certificate(&sn("a1c")).await.unwrap_err(),
+        StoreError::UnknownCertificate(_)
+    ));
+
+    // What the store writes is the same text: read it back with raw SQL.
+    store.add_device(&NewDevice::new("dev-s")).await.unwrap();
+    store
+        .record_issued_certificate(&cert("serial=000B0C", Some("dev-s"), 1_800_000_000))
+        .await
+        .unwrap();
+    let mut pooled = store.acquire().await.unwrap();
+    let sql = "SELECT serial FROM certificates WHERE device_id = 'dev-s'";
+    let stored: String = match pooled.connection() {
+        Connection::Sqlite(c) => {
+            ironroot_store::sqlx::query_scalar(sql)
+                .fetch_one(&mut *c)
+                .await
+        }
+        Connection::Postgres(c) => {
+            ironroot_store::sqlx::query_scalar(sql)
+                .fetch_one(&mut *c)
+                .await
+        }
+    }
+    .unwrap();
+    assert_eq!(stored, "b0c");
 }

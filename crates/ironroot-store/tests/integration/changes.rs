@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use ironroot_store::{ChangeCursor, ChangeKind, DeviceState, NewDevice, RevocationReason};
+use ironroot_store::{
+    ChangeCursor, ChangeKind, Connection, DeviceState, NewDevice, RevocationReason, Store,
+};
 
-use crate::fixtures::cert;
+use crate::fixtures::{cert, sn};
 use crate::harness::{Db, TestDb, both_backends};
 
 both_backends!(
@@ -13,6 +15,7 @@ both_backends!(
     another_replica_sees_a_revocation_within_a_second,
     cursor_now_skips_history_but_not_later_changes,
     late_committing_transaction_is_not_skipped,
+    regression_unknown_change_kinds_are_skipped_not_fatal,
 );
 
 fn summary(changes: &[ironroot_store::Change]) -> Vec<(ChangeKind, String)> {
@@ -32,7 +35,7 @@ async fn feed_lists_committed_changes_in_order(db: TestDb) {
         .await
         .unwrap();
     store
-        .revoke_certificate("f1a", RevocationReason::KeyCompromise)
+        .revoke_certificate(&sn("f1a"), RevocationReason::KeyCompromise)
         .await
         .unwrap();
     store.set_device_attribute("f1", "k", "v").await.unwrap();
@@ -116,7 +119,7 @@ async fn another_replica_sees_a_revocation_within_a_second(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let started = Instant::now();
         writer
-            .revoke_certificate(&serial, RevocationReason::KeyCompromise)
+            .revoke_certificate(&sn(&serial), RevocationReason::KeyCompromise)
             .await
             .unwrap();
         let (item, seen_at) = tokio::time::timeout(Duration::from_secs(1), seen_rx.recv())
@@ -210,4 +213,83 @@ async fn late_committing_transaction_is_not_skipped(db: TestDb) {
         seen,
         "one consistent order"
     );
+}
+
+/// Writes a change row of a kind this version does not know, as a newer ironroot replica
+/// (with OTA or defender changes) would: plain SQL into the `changes` table.
+pub async fn insert_future_change(store: &Store, kind: &str, item: &str) {
+    let mut pooled = store.acquire().await.unwrap();
+    let sql = "INSERT INTO changes (kind, item, changed_at) VALUES ($1, $2, 1700000000)";
+    match pooled.connection() {
+        Connection::Sqlite(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+        Connection::Postgres(c) => ironroot_store::sqlx::query(sql)
+            .bind(kind)
+            .bind(item)
+            .execute(&mut *c)
+            .await
+            .map(drop),
+    }
+    .unwrap();
+}
+
+/// Defect 5 of issue 12: a change kind from a newer replica used to be a hard error
+/// (`UnknownChangeKind`) on every read, so an older follower stopped for good. Now it is
+/// skipped, counted, and the known changes around it are delivered in order.
+async fn regression_unknown_change_kinds_are_skipped_not_fatal(db: TestDb) {
+    let store = &db.store;
+    let start = store.change_cursor_now().await.unwrap();
+    let mut sub = store.subscribe_changes(start).await.unwrap();
+    store.add_device(&NewDevice::new("fk-1")).await.unwrap();
+    insert_future_change(store, "ota_rollout", "rollout-7").await;
+    insert_future_change(store, "ota_rollout", "rollout-8").await;
+    insert_future_change(store, "defender_alert", "fk-1").await;
+    store.add_device(&NewDevice::new("fk-2")).await.unwrap();
+
+    let wait = Duration::from_secs(2);
+    let first = tokio::time::timeout(wait, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = tokio::time::timeout(wait, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary(&[first.clone(), second.clone()]),
+        vec![
+            (ChangeKind::Device, "fk-1".into()),
+            (ChangeKind::Device, "fk-2".into())
+        ]
+    );
+    assert_eq!(sub.unknown_skipped(), 3);
+    assert!(store.unknown_changes_skipped() >= 3);
+    assert_eq!(sub.cursor(), second.cursor);
+    // A one-shot read leaves the unknown rows out too.
+    assert_eq!(
+        summary(&store.changes_since(start, 100).await.unwrap()),
+        summary(&[first, second.clone()])
+    );
+
+    // Unknown rows at the end of the feed: the follower moves past them and still sees the
+    // next known change.
+    insert_future_change(store, "ota_rollout", "rollout-9").await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .is_err(),
+        "an unknown change is not delivered"
+    );
+    assert!(sub.cursor() > second.cursor, "the cursor moved past it");
+    store.add_device(&NewDevice::new("fk-3")).await.unwrap();
+    let third = tokio::time::timeout(wait, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.item, "fk-3");
+    assert_eq!(sub.unknown_skipped(), 4);
 }

@@ -3,7 +3,7 @@
 
 use ironroot_store::{ChangeCursor, DeviceState, NewDevice, StoreError};
 
-use crate::fixtures::cert;
+use crate::fixtures::{cert, sn};
 use crate::harness::{TestDb, both_backends};
 
 both_backends!(
@@ -111,7 +111,7 @@ async fn a_failing_job_is_undone_alone(db: TestDb) {
     );
     assert_eq!(
         store
-            .certificate("dead")
+            .certificate(&sn("dead"))
             .await
             .unwrap()
             .device_id
@@ -120,7 +120,7 @@ async fn a_failing_job_is_undone_alone(db: TestDb) {
     );
     assert_eq!(
         store
-            .certificate("beef")
+            .certificate(&sn("beef"))
             .await
             .unwrap()
             .device_id

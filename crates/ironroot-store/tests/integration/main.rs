@@ -14,12 +14,18 @@ mod transactions;
 
 /// Helpers shared by the test modules.
 mod fixtures {
+    use ironroot_pki::Serial;
     use ironroot_store::{CertificateKind, NewCertificate};
+
+    /// A serial from hex in any accepted spelling.
+    pub fn sn(hex: &str) -> Serial {
+        Serial::from_hex(hex).unwrap()
+    }
 
     /// A certificate record with distinct bytes per serial (the store does not parse DER).
     pub fn cert(serial: &str, device: Option<&str>, not_after: i64) -> NewCertificate {
         NewCertificate {
-            serial: serial.to_owned(),
+            serial: sn(serial),
             der: format!("fake DER for serial {serial}").into_bytes(),
             device_id: device.map(str::to_owned),
             kind: if device.is_some() {

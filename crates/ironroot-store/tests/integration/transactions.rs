@@ -7,7 +7,7 @@ use ironroot_store::{
 
 use std::time::Duration;
 
-use crate::fixtures::cert;
+use crate::fixtures::{cert, sn};
 use crate::harness::{TestDb, both_backends};
 
 both_backends!(
@@ -44,7 +44,7 @@ async fn assert_nothing_persisted(db: &TestDb, device: &str, serial: &str) {
     let store = &db.store;
     assert!(
         matches!(
-            store.certificate(serial).await,
+            store.certificate(&sn(serial)).await,
             Err(StoreError::UnknownCertificate(_))
         ),
         "no certificate record may survive"
@@ -74,7 +74,7 @@ async fn dropping_the_transaction_before_commit_persists_nothing(db: TestDb) {
     assert_nothing_persisted(&db, "tx-1", "71").await;
     // Reopening (a fresh pool, as after a restart) shows the same.
     let reopened = db.open_again().await;
-    assert!(reopened.certificate("71").await.is_err());
+    assert!(reopened.certificate(&sn("71")).await.is_err());
     assert_eq!(
         store
             .changes_since(ChangeCursor::default(), 1000)
@@ -87,7 +87,7 @@ async fn dropping_the_transaction_before_commit_persists_nothing(db: TestDb) {
     reopened.close().await;
     // The same issuance succeeds when nothing fails, and only then is the certificate out.
     let der = issue(store, "tx-1", "71", false).await.unwrap();
-    let recorded = store.certificate("71").await.unwrap();
+    let recorded = store.certificate(&sn("71")).await.unwrap();
     assert_eq!(recorded.der, der);
     assert_eq!(
         store.device("tx-1").await.unwrap().state,
@@ -151,18 +151,23 @@ async fn nothing_is_visible_before_commit_and_everything_after(db: TestDb) {
         .unwrap();
     // Inside the transaction its own writes are visible...
     assert_eq!(
-        tx.certificate("dd").await.unwrap().status,
+        tx.certificate(&sn("dd")).await.unwrap().status,
         CertificateStatus::Active
     );
     // ...outside they are not.
-    assert!(store.certificate("dd").await.is_err());
+    assert!(store.certificate(&sn("dd")).await.is_err());
     assert_eq!(
         store.device("tx-4").await.unwrap().state,
         DeviceState::Manufactured
     );
     tx.commit().await.unwrap();
     assert_eq!(
-        store.certificate("dd").await.unwrap().device_id.as_deref(),
+        store
+            .certificate(&sn("dd"))
+            .await
+            .unwrap()
+            .device_id
+            .as_deref(),
         Some("tx-4")
     );
     assert_eq!(
@@ -198,7 +203,7 @@ async fn revocation_and_device_state_commit_together(db: TestDb) {
     assert!(matches!(err, StoreError::InvalidTransition { .. }));
     drop(tx);
     assert_eq!(
-        store.certificate("ee").await.unwrap().status,
+        store.certificate(&sn("ee")).await.unwrap().status,
         CertificateStatus::Active
     );
     assert!(store.revoked_certificates().await.unwrap().is_empty());
@@ -251,7 +256,7 @@ async fn issuance_racing_a_device_revocation_never_leaves_an_active_certificate(
     issuing.commit().await.unwrap();
     revocation.await.unwrap().unwrap();
     assert_eq!(
-        store.certificate("a1").await.unwrap().status,
+        store.certificate(&sn("a1")).await.unwrap().status,
         CertificateStatus::Revoked
     );
 
@@ -289,5 +294,5 @@ async fn issuance_racing_a_device_revocation_never_leaves_an_active_certificate(
         ),
         "{err}"
     );
-    assert!(store.certificate("a2").await.is_err());
+    assert!(store.certificate(&sn("a2")).await.is_err());
 }

@@ -60,6 +60,10 @@ struct ServeArgs {
     /// Broker worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// Take the broker limits from the `[mqtt.limits]` table of this node configuration file
+    /// (the same file `ironroot up --config` reads).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Runs `ironroot mqtt ...`.
@@ -99,6 +103,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .context("cannot open the audit log")?;
     let mut opts = MqttPlaneOptions::new(store.clone(), Arc::new(audit), tls, a.mqtt_addr);
     opts.workers = a.workers;
+    if let Some(file) = &a.config {
+        opts.limits = ironroot_node::NodeConfig::load(file)?
+            .mqtt
+            .limits
+            .to_broker();
+    }
     let plane = MqttPlane::start(opts).await?;
     println!(
         "ironroot MQTT (mutual TLS) listening on {}; registry {}; Ctrl-C stops",

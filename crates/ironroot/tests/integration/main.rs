@@ -12,3 +12,4 @@ mod fleet_audit;
 mod mqtt;
 mod policy;
 mod up;
+mod up_config;

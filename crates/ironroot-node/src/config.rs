@@ -1,0 +1,460 @@
+//! [`NodeConfig`]: everything a node runs with, as one TOML file (`ironroot up --config`).
+//!
+//! Precedence, lowest first: built-in defaults, the file, environment variables, flags
+//! ([`Overrides`] carries the last two; the CLI fills it from clap, which reads both). Every
+//! table refuses unknown keys, a missing key keeps its default, durations are human text
+//! (`"10s"`, `"24h"`). Secrets never live in the file: the CA passphrase is a *file path*
+//! (`ca_passphrase_file`) or `IRONROOT_CA_PASSPHRASE`, and [`NodeConfig::to_toml`] redacts a
+//! password inside `database_url`.
+//!
+//! ```toml
+//! data_dir = "/var/lib/ironroot"
+//! database_url = "postgres://ironroot@db/ironroot"
+//! ca_passphrase_file = "/run/secrets/ca-passphrase"
+//!
+//! [api]
+//! addr = "0.0.0.0:8443"
+//! hostnames = ["ironroot.example.com"]
+//! [api.limits]
+//! handshake_timeout = "5s"
+//! [api.enrollment]
+//! rotation_grace = "12h"
+//!
+//! [mqtt]
+//! addr = "0.0.0.0:8883"
+//! [mqtt.limits]
+//! publish_rate = { per_second = 10.0, burst = 20.0 }
+//! connection_rate_per_ip = "off"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ironroot_broker::RateLimit;
+use ironroot_server::{EnrollmentRules, Limits as ApiLimits};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// The configuration of one node (server + MQTT broker).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Data directory: CA (`pki/`), SQLite registry, audit log, admin token.
+    pub data_dir: PathBuf,
+    /// PostgreSQL registry and audit log (`postgres://…`); absent: SQLite in the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// File holding the online CA keys' passphrase (else `IRONROOT_CA_PASSPHRASE`, else
+    /// `<data_dir>/pki/online-passphrase`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// The HTTPS API (provisioning, EST, operator).
+    pub api: ApiSection,
+    /// The mutual-TLS MQTT broker.
+    pub mqtt: MqttSection,
+}
+
+/// `[api]`: the HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Listen address (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Names the server certificate (HTTPS and MQTT) is issued for.
+    pub hostnames: Vec<String>,
+    /// `[api.limits]`: connections, timeouts, body sizes, rates.
+    pub limits: ApiLimits,
+    /// `[api.enrollment]`: rotation and re-enrollment rules.
+    pub enrollment: EnrollmentRules,
+}
+
+/// `[mqtt]`: the broker listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSection {
+    /// Listen address of the mutual-TLS listener (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Broker worker threads.
+    pub workers: usize,
+    /// `[mqtt.limits]`: the broker's limits.
+    pub limits: MqttLimits,
+}
+
+/// `[mqtt.limits]`: the file form of [`ironroot_broker::Limits`] (same names and defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttLimits {
+    /// Largest MQTT packet accepted, in bytes.
+    pub max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 messages in flight per connection and direction.
+    pub inflight_window: u16,
+    /// Messages queued for one session before new ones are dropped.
+    pub max_queued_messages: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions: usize,
+    /// Longest keep-alive granted, in seconds.
+    pub max_keepalive_secs: u16,
+    /// Time allowed for the TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Time allowed between connection and a complete CONNECT.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Concurrent TLS handshakes per worker thread.
+    pub max_concurrent_handshakes: usize,
+    /// Open connections per worker thread.
+    pub max_connections_per_worker: usize,
+    /// Upper bound of a v5 session expiry interval.
+    #[serde(with = "humantime_serde")]
+    pub max_session_expiry: Duration,
+    /// How long a v3.1.1 persistent session outlives its connection.
+    #[serde(with = "humantime_serde")]
+    pub v3_session_expiry: Duration,
+    /// Retained messages kept in total.
+    pub max_retained_messages: usize,
+    /// Payload bytes of all retained messages together.
+    pub max_retained_bytes: usize,
+    /// Devices with counters kept in memory.
+    pub max_tracked_devices: usize,
+    /// Per-connection PUBLISH rate (`{ per_second, burst }`, or `"off"`).
+    #[serde(with = "rate")]
+    pub publish_rate: Option<RateLimit>,
+    /// New TCP connections per source IP before the TLS handshake (`{ per_second, burst }`,
+    /// or `"off"`).
+    #[serde(with = "rate")]
+    pub connection_rate_per_ip: Option<RateLimit>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            data_dir: PathBuf::from("./ironroot-data"),
+            database_url: None,
+            ca_passphrase_file: None,
+            api: ApiSection::default(),
+            mqtt: MqttSection::default(),
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        let server = ironroot_server::ServerConfig::new(".");
+        ApiSection {
+            addr: server.api_addr,
+            hostnames: server.hostnames,
+            limits: server.limits,
+            enrollment: server.enrollment,
+        }
+    }
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        MqttSection {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8883)),
+            workers: 2,
+            limits: MqttLimits::default(),
+        }
+    }
+}
+
+impl Default for MqttLimits {
+    fn default() -> Self {
+        MqttLimits::from(&ironroot_broker::Limits::default())
+    }
+}
+
+impl From<&ironroot_broker::Limits> for MqttLimits {
+    fn from(l: &ironroot_broker::Limits) -> Self {
+        MqttLimits {
+            max_packet_size: l.max_packet_size,
+            inflight_window: l.inflight_window,
+            max_queued_messages: l.max_queued_messages,
+            max_subscriptions: l.max_subscriptions,
+            max_keepalive_secs: l.max_keepalive_secs,
+            tls_handshake_timeout: l.tls_handshake_timeout,
+            connect_timeout: l.connect_timeout,
+            max_concurrent_handshakes: l.max_concurrent_handshakes,
+            max_connections_per_worker: l.max_connections_per_worker,
+            max_session_expiry: l.max_session_expiry,
+            v3_session_expiry: l.v3_session_expiry,
+            max_retained_messages: l.max_retained_messages,
+            max_retained_bytes: l.max_retained_bytes,
+            max_tracked_devices: l.max_tracked_devices,
+            publish_rate: l.publish_rate,
+            connection_rate_per_ip: l.connection_rate_per_ip,
+        }
+    }
+}
+
+impl MqttLimits {
+    /// The broker's limits with these values.
+    pub fn to_broker(&self) -> ironroot_broker::Limits {
+        let mut l = ironroot_broker::Limits::default();
+        l.max_packet_size = self.max_packet_size;
+        l.inflight_window = self.inflight_window;
+        l.max_queued_messages = self.max_queued_messages;
+        l.max_subscriptions = self.max_subscriptions;
+        l.max_keepalive_secs = self.max_keepalive_secs;
+        l.tls_handshake_timeout = self.tls_handshake_timeout;
+        l.connect_timeout = self.connect_timeout;
+        l.max_concurrent_handshakes = self.max_concurrent_handshakes;
+        l.max_connections_per_worker = self.max_connections_per_worker;
+        l.max_session_expiry = self.max_session_expiry;
+        l.v3_session_expiry = self.v3_session_expiry;
+        l.max_retained_messages = self.max_retained_messages;
+        l.max_retained_bytes = self.max_retained_bytes;
+        l.max_tracked_devices = self.max_tracked_devices;
+        l.publish_rate = self.publish_rate;
+        l.connection_rate_per_ip = self.connection_rate_per_ip;
+        l
+    }
+}
+
+/// Values from flags and environment variables, applied over the file (`None`: not given).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Overrides {
+    /// `--data-dir` / `IRONROOT_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `IRONROOT_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--api-addr` / `IRONROOT_API_ADDR`.
+    pub api_addr: Option<SocketAddr>,
+    /// `--mqtt-addr` / `IRONROOT_MQTT_ADDR`.
+    pub mqtt_addr: Option<SocketAddr>,
+    /// `--hostname` (repeatable); empty: not given.
+    pub hostnames: Vec<String>,
+    /// `--ca-passphrase-file` / `IRONROOT_CA_PASSPHRASE_FILE`.
+    pub ca_passphrase_file: Option<PathBuf>,
+}
+
+impl NodeConfig {
+    /// Parses a configuration file's text; `origin` names the file in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            key: e.path().to_string(),
+            message: e.inner().to_string(),
+        })
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// The file at `path` (defaults when `None`) with `overrides` applied.
+    pub fn resolve(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(p) => Self::load(p)?,
+            None => Self::default(),
+        };
+        config.apply(overrides);
+        Ok(config)
+    }
+
+    /// Applies flag and environment values over this configuration.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            self.database_url = Some(v.clone());
+        }
+        if let Some(v) = o.api_addr {
+            self.api.addr = v;
+        }
+        if let Some(v) = o.mqtt_addr {
+            self.mqtt.addr = v;
+        }
+        if !o.hostnames.is_empty() {
+            self.api.hostnames = o.hostnames.clone();
+        }
+        if let Some(v) = &o.ca_passphrase_file {
+            self.ca_passphrase_file = Some(v.clone());
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted (a password in `database_url`
+    /// becomes `<redacted>`; the CA passphrase is only ever a file path).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let mut shown = self.clone();
+        shown.database_url = shown.database_url.as_deref().map(redact_url_password);
+        toml::to_string(&shown).map_err(|e| ConfigError::Print(e.to_string()))
+    }
+
+    /// The server part of this configuration (without secrets: the node adds those).
+    pub fn server_config(&self) -> ironroot_server::ServerConfig {
+        let mut c = ironroot_server::ServerConfig::new(&self.data_dir);
+        c.database_url = self.database_url.clone();
+        c.api_addr = self.api.addr;
+        c.hostnames = self.api.hostnames.clone();
+        c.limits = self.api.limits.clone();
+        c.enrollment = self.api.enrollment.clone();
+        c
+    }
+}
+
+/// `scheme://user:password@host/db` → `scheme://user:<redacted>@host/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `Option<RateLimit>` as `{ per_second, burst }` or `"off"`.
+mod rate {
+    use ironroot_broker::RateLimit;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Table {
+        per_second: f64,
+        burst: f64,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Off(String),
+        Rate(Table),
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<RateLimit>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => s.serialize_str("off"),
+            Some(r) => Table {
+                per_second: r.per_second,
+                burst: r.burst,
+            }
+            .serialize(s),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<RateLimit>, D::Error> {
+        use serde::de::Error as _;
+        match Form::deserialize(d).map_err(|_| {
+            D::Error::custom("expected `\"off\"` or `{ per_second = <number>, burst = <number> }`")
+        })? {
+            Form::Off(s) if s == "off" => Ok(None),
+            Form::Off(s) => Err(D::Error::custom(format!(
+                "unknown rate {s:?}: expected \"off\" or {{ per_second, burst }}"
+            ))),
+            Form::Rate(t) if t.per_second > 0.0 && t.burst >= 1.0 => {
+                Ok(Some(RateLimit::new(t.per_second, t.burst)))
+            }
+            Form::Rate(_) => Err(D::Error::custom(
+                "per_second must be > 0 and burst >= 1 (use \"off\" to disable the limit)",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_print_and_parse_back_equal() {
+        let c = NodeConfig::default();
+        let text = c.to_toml().unwrap();
+        assert_eq!(NodeConfig::from_toml_str(&text, Path::new("x")).unwrap(), c);
+    }
+
+    #[test]
+    fn a_partial_file_keeps_the_other_defaults() {
+        let c = NodeConfig::from_toml_str(
+            "[api.limits]\nhandshake_timeout = \"3s\"\n[mqtt.limits]\npublish_rate = { per_second = 2.0, burst = 4.0 }\nconnection_rate_per_ip = \"off\"\n",
+            Path::new("node.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.api.limits.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.api.limits.max_body, ApiLimits::default().max_body);
+        assert_eq!(c.mqtt.limits.publish_rate, Some(RateLimit::new(2.0, 4.0)));
+        assert_eq!(c.mqtt.limits.connection_rate_per_ip, None);
+        let back = NodeConfig::from_toml_str(&c.to_toml().unwrap(), Path::new("x")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_key_and_file() {
+        let e = NodeConfig::from_toml_str("[mqtt.limits]\npublish_rat = 3\n", Path::new("n.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("publish_rat") && e.contains("n.toml"), "{e}");
+        let e = NodeConfig::from_toml_str(
+            "[api.limits]\nhandshake_timeout = \"ten seconds\"\n",
+            Path::new("n.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("api.limits.handshake_timeout") && e.contains("n.toml"),
+            "{e}"
+        );
+        let e = NodeConfig::from_toml_str(
+            "[mqtt.limits]\npublish_rate = { per_second = 0.0, burst = 1.0 }\n",
+            Path::new("n.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mqtt.limits.publish_rate"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = NodeConfig::from_toml_str(
+            "data_dir = \"/a\"\n[api]\naddr = \"127.0.0.1:1\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        c.apply(&Overrides {
+            api_addr: Some("127.0.0.1:2".parse().unwrap()),
+            ..Overrides::default()
+        });
+        assert_eq!(c.api.addr.port(), 2);
+        assert_eq!(c.data_dir, PathBuf::from("/a"));
+    }
+
+    #[test]
+    fn database_password_is_redacted_in_print() {
+        let c = NodeConfig {
+            database_url: Some("postgres://u:hunter2@db:5432/x".into()),
+            ..NodeConfig::default()
+        };
+        let text = c.to_toml().unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://u:<redacted>@db:5432/x"), "{text}");
+        assert_eq!(
+            redact_url_password("postgres://u@db/x"),
+            "postgres://u@db/x"
+        );
+    }
+}
