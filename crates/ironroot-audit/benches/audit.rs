@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 const ORIGIN: &str = "bench.example/audit";
 
 fn event(i: u64) -> Event {
-    Event::new("mqtt.connect", "device:dev-42")
+    Event::new(ironroot_audit::EventKind::MqttConnect, "device:dev-42")
         .at(Timestamp::new(1_700_000_000 + i as i64, 0).unwrap())
         .subject("device", "dev-42")
         .source("192.0.2.7:51234")

@@ -38,7 +38,7 @@ fn signer() -> NoteSigner {
 
 /// A typical `mqtt.connected` event (121 bytes encoded).
 fn event(i: u64) -> Event {
-    Event::new("mqtt.connect", "device:dev-42")
+    Event::new(ironroot_audit::EventKind::MqttConnect, "device:dev-42")
         .at(Timestamp::new(1_700_000_000 + i as i64, 0).unwrap())
         .subject("device", "dev-42")
         .source("192.0.2.7:51234")

@@ -175,7 +175,7 @@ mod tests {
         let signer = NoteSigner::from_seed("ironroot.test/audit", &[5; 32]).unwrap();
         let leaves: Vec<Vec<u8>> = (0..n)
             .map(|i| {
-                Event::new("t", "a")
+                Event::new(crate::EventKind::OperatorNote, "a")
                     .at(Timestamp::new(i as i64, 0).unwrap())
                     .encode()
                     .unwrap()

@@ -14,7 +14,7 @@
 //! | version | `u8` = `0x01` |
 //! | time | `i64` seconds since 1970-01-01T00:00:00Z (UTC, POSIX: no leap seconds), then `u32` nanoseconds `< 10^9`; years 0000–9999 |
 //! | actor | `str` (who acted: `operator:alice`, `device:dev-42`, `system`) |
-//! | event type | `str` (what happened: `cert.issue`, `mqtt.connect`, `policy.update`) |
+//! | event type | `str` (what happened: the [`EventKind`] name, `cert.issued`, `mqtt.connect`) |
 //! | subject kind | `str` (`device`, `certificate`, `policy`, …) |
 //! | subject id | `str` |
 //! | source | `str` (where from: `203.0.113.7:51234`, `cli`, empty if none) |
@@ -29,6 +29,7 @@
 use std::collections::BTreeMap;
 
 use crate::hash::{Hash, leaf_hash};
+use crate::kind::EventKind;
 use crate::time::{TimeError, Timestamp};
 
 /// Leaf format version written by this code.
@@ -95,8 +96,8 @@ pub struct Event {
     pub time: Timestamp,
     /// Who acted.
     pub actor: String,
-    /// Event type, dotted lowercase by convention (`cert.issue`).
-    pub event_type: String,
+    /// What happened; its name is the event-type string of the leaf.
+    pub event_type: EventKind,
     /// What was acted upon.
     pub subject: Subject,
     /// Where the request came from (network address) or `cli`; empty when not applicable.
@@ -108,13 +109,13 @@ pub struct Event {
 }
 
 impl Event {
-    /// A successful event of `event_type` by `actor`, stamped with the current time; refine it
+    /// A successful event of `kind` by `actor`, stamped with the current time; refine it
     /// with the builder methods.
-    pub fn new(event_type: impl Into<String>, actor: impl Into<String>) -> Self {
+    pub fn new(kind: EventKind, actor: impl Into<String>) -> Self {
         Self {
             time: Timestamp::now(),
             actor: actor.into(),
-            event_type: event_type.into(),
+            event_type: kind,
             subject: Subject::default(),
             source: String::new(),
             outcome: Outcome::Success,
@@ -165,11 +166,11 @@ impl Event {
         out.extend_from_slice(&self.time.secs().to_be_bytes());
         out.extend_from_slice(&self.time.nanos().to_be_bytes());
         for s in [
-            &self.actor,
-            &self.event_type,
-            &self.subject.kind,
-            &self.subject.id,
-            &self.source,
+            self.actor.as_str(),
+            self.event_type.as_str(),
+            self.subject.kind.as_str(),
+            self.subject.id.as_str(),
+            self.source.as_str(),
         ] {
             put_str(&mut out, s);
         }
@@ -205,7 +206,8 @@ impl Event {
         let nanos = u32::from_be_bytes(r.array()?);
         let time = Timestamp::new(secs, nanos).map_err(LeafError::Time)?;
         let actor = r.string("actor")?;
-        let event_type = r.string("event type")?;
+        // A name this build does not know stays as it was read (a newer writer's kind).
+        let event_type = EventKind::from_leaf(r.string("event type")?);
         let kind = r.string("subject kind")?;
         let id = r.string("subject id")?;
         let source = r.string("source")?;
@@ -316,8 +318,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A kind named `name` as decoding would make it (known or not).
+    fn kind(name: &str) -> EventKind {
+        EventKind::from_leaf(name.to_owned())
+    }
+
     fn sample() -> Event {
-        Event::new("cert.issue", "operator:alice")
+        Event::new(EventKind::CertIssued, "operator:alice")
             .at(Timestamp::new(1_700_000_000, 123_456_789).unwrap())
             .subject("device", "dev-42")
             .source("203.0.113.7:51234")
@@ -328,7 +335,7 @@ mod tests {
 
     #[test]
     fn encoding_is_the_documented_byte_layout() {
-        let e = Event::new("t", "a")
+        let e = Event::new(kind("t"), "a")
             .at(Timestamp::new(1, 2).unwrap())
             .subject("k", "i")
             .source("s")
@@ -373,7 +380,7 @@ mod tests {
         v[9] = 0xff; // nanos high byte
         assert!(matches!(Event::decode(&v), Err(LeafError::Time(_))));
         // Swap the two detail entries (same lengths impossible here, so build by hand).
-        let e = Event::new("t", "a").at(Timestamp::new(0, 0).unwrap());
+        let e = Event::new(kind("t"), "a").at(Timestamp::new(0, 0).unwrap());
         let mut v = e.encode().unwrap();
         v.truncate(v.len() - 4);
         v.extend_from_slice(&[0, 0, 0, 2]);
@@ -405,7 +412,7 @@ mod tests {
                 |((s, n), actor, ty, (kind, id), source, o, details)| Event {
                     time: Timestamp::new(s, n).unwrap(),
                     actor,
-                    event_type: ty,
+                    event_type: EventKind::from_leaf(ty),
                     subject: Subject { kind, id },
                     source,
                     outcome: [Outcome::Success, Outcome::Failure, Outcome::Denied][o as usize],
@@ -439,5 +446,30 @@ mod tests {
                 prop_assert_eq!(d.encode().unwrap(), enc);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_this_build_does_not_know_decodes_and_re_encodes_byte_for_byte() {
+        let known = Event::new(EventKind::DeviceAdded, "operator:alice")
+            .at(Timestamp::new(5, 0).unwrap())
+            .subject("device", "d-1");
+        let bytes = known.encode().unwrap();
+        // The same leaf with a name from a newer version (same length, so only the name moves).
+        let newer = String::from_utf8(bytes.clone())
+            .unwrap()
+            .replace("device.added", "device.moved");
+        let back = Event::decode(newer.as_bytes()).unwrap();
+        assert!(!back.event_type.is_known());
+        assert_eq!(back.event_type.as_str(), "device.moved");
+        assert_eq!(back.encode().unwrap(), newer.as_bytes());
+        assert_eq!(
+            Event::decode(&bytes).unwrap().event_type,
+            EventKind::DeviceAdded
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! let audit = Audit::open_store(&store, data_dir).await?; // D/audit/checkpoint.key, witness
 //! audit
 //!     .record(
-//!         Event::new("cert.issued", "service:identity")
+//!         Event::new(EventKind::CertIssued, "service:identity")
 //!             .subject("certificate", serial)
 //!             .source(peer_addr.to_string())
 //!             .detail("device", device_id),
@@ -33,31 +33,22 @@
 //!   verify_log: recompute everything ──► VerifiedLog, or Tamper naming the first bad entry
 //! ```
 //!
-//! # Event types
+//! # Event kinds
 //!
-//! An event type is `<area>.<past-tense verb>`, lowercase ASCII, words joined by `_`. The area
-//! is the kind of thing acted upon; the outcome ([`Outcome`]) says whether it worked, so a
-//! refused action keeps its type and gets `Outcome::Denied` (or `Failure`), except for events
-//! that only exist as refusals (`mqtt.denied`, `auth.failed`). Types in use:
-//!
-//! | type | actor | subject | emitted by |
-//! |---|---|---|---|
-//! | `cert.issued`, `cert.revoked`, `cert.renewed` | operator or service | `certificate`, serial | identity service |
-//! | `ca.created`, `ca.rotated`, `crl.published` | operator | `ca`, name | `ironroot ca` |
-//! | `device.added`, `device.updated`, `device.state_changed`, `device.removed` | operator | `device`, id | registry, CLI |
-//! | `device.provisioned`, `provision.claim_created`, `provision.failed` | device or operator | `device`, id | provisioning server |
-//! | `mqtt.connected`, `mqtt.disconnected`, `mqtt.kicked`, `mqtt.denied` | `device:<id>` | `topic` or `device` | broker |
-//! | `auth.failed` | who tried (`unknown` if unauthenticated) | what was accessed | server, broker |
-//! | `policy.created`, `policy.updated`, `policy.attached`, `policy.detached` | operator | `policy`, name | policies |
-//! | `ota.release_signed`, `ota.rollout_started`, `ota.update_reported` | operator or device | `release`, version | OTA |
-//! | `operator.note` | operator | anything | `ironroot audit record` |
+//! Every event names an [`EventKind`] (`cert.issued`, `device.added`, `mqtt.denied`, …): one
+//! variant per thing that can happen, one dotted name per variant, stored as the leaf's event
+//! type. The outcome ([`Outcome`]) says whether it worked, so a refused action keeps its kind
+//! and gets `Outcome::Denied` (or `Failure`), except for kinds that only exist as refusals
+//! (`mqtt.denied`, `auth.failed`). The table of kinds, subjects and actors is
+//! `docs/audit-events.md`, generated from the enum ([`EventKind::markdown_table`]). A name this
+//! build does not know (a log from a newer version) decodes as [`EventKind::Unknown`].
 //!
 //! Actors are `operator:<name>`, `device:<id>`, `service:<name>` or `system`; sources are a
 //! peer address (`203.0.113.7:51234`), `cli`, or empty. Details hold the rest as strings
 //! (`serial`, `reason`, `topic`, `policy`): never a secret, a key or a token (the log is
 //! forever, and readable by auditors).
 //!
-//! Module map: [`event`] (canonical leaf encoding), [`hash`] (RFC 6962 hashing), [`tree`]
+//! Module map: [`event`] (canonical leaf encoding), [`kind`] (event kinds), [`hash`] (RFC 6962 hashing), [`tree`]
 //! (proof plans for any tree size), [`tile`] (storage layout), [`proof`] (verification),
 //! [`note`] and [`checkpoint`] (signed checkpoints), [`storage`] (the storage trait and an
 //! in-memory store), `sql` (SQLite and PostgreSQL, feature `store`), [`dir`] (key and
@@ -69,6 +60,7 @@ pub mod checkpoint;
 pub mod dir;
 pub mod event;
 pub mod hash;
+pub mod kind;
 pub mod note;
 pub mod proof;
 pub mod reader;
@@ -87,6 +79,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint, VerifiedChec
 pub use dir::{AuditDir, KeyError};
 pub use event::{Event, LeafError, Outcome, Subject};
 pub use hash::{Hash, empty_root, leaf_hash, node_hash};
+pub use kind::{EventKind, UnknownKind};
 pub use note::{NoteError, NoteSigner, NoteVerifier};
 pub use proof::{
     ConsistencyProof, InclusionProof, ProofError, VerifiedConsistency, VerifiedInclusion,

@@ -214,7 +214,7 @@ impl Audit {
     ///
     /// ```ignore
     /// let audit = Audit::open_store(&store, data_dir).await?;
-    /// audit.record(Event::new("device.added", "operator:alice").subject("device", "dev-42")).await?;
+    /// audit.record(Event::new(EventKind::DeviceAdded, "operator:alice").subject("device", "dev-42")).await?;
     /// ```
     pub async fn open_store(
         store: &ironroot_store::Store,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ironroot_audit::{Audit, Event, Outcome, Timestamp};
+use ironroot_audit::{Audit, Event, EventKind, Outcome, Timestamp};
 use ironroot_broker::{BrokerEvent, DeniedAction, DisconnectCause, EventReceiver, EventRecord};
 
 /// Largest number of events submitted to the audit log together.
@@ -66,28 +66,34 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
             protocol,
             session_present,
             quarantined,
-        } => device(Event::new("mqtt.connect", actor(device_id)), device_id)
-            .source(source.to_string())
-            .outcome(Outcome::Success)
-            .detail("protocol", format!("{protocol:?}"))
-            .detail(
-                "serial",
-                serial.as_ref().map(|s| s.to_string()).unwrap_or_default(),
-            )
-            .detail("session_present", session_present.to_string())
-            .detail("quarantined", quarantined.to_string()),
+        } => device(
+            Event::new(EventKind::MqttConnect, actor(device_id)),
+            device_id,
+        )
+        .source(source.to_string())
+        .outcome(Outcome::Success)
+        .detail("protocol", format!("{protocol:?}"))
+        .detail(
+            "serial",
+            serial.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .detail("session_present", session_present.to_string())
+        .detail("quarantined", quarantined.to_string()),
         BrokerEvent::Disconnected {
             device_id,
             source,
             cause,
-        } => device(Event::new("mqtt.disconnect", actor(device_id)), device_id)
-            .source(source.to_string())
-            .outcome(match cause {
-                DisconnectCause::PublishDenied | DisconnectCause::Kicked(_) => Outcome::Denied,
-                DisconnectCause::ProtocolError(_) => Outcome::Failure,
-                _ => Outcome::Success,
-            })
-            .detail("cause", format!("{cause:?}")),
+        } => device(
+            Event::new(EventKind::MqttDisconnect, actor(device_id)),
+            device_id,
+        )
+        .source(source.to_string())
+        .outcome(match cause {
+            DisconnectCause::PublishDenied | DisconnectCause::Kicked(_) => Outcome::Denied,
+            DisconnectCause::ProtocolError(_) => Outcome::Failure,
+            _ => Outcome::Success,
+        })
+        .detail("cause", format!("{cause:?}")),
         BrokerEvent::ConnectRefused {
             client_id,
             certificate_cn,
@@ -95,7 +101,7 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
             reason,
         } => {
             let who = certificate_cn.as_deref().unwrap_or(client_id);
-            device(Event::new("mqtt.connect_refused", actor(who)), who)
+            device(Event::new(EventKind::MqttConnectRefused, actor(who)), who)
                 .source(source.to_string())
                 .outcome(Outcome::Denied)
                 .detail("client_id", client_id.clone())
@@ -115,18 +121,21 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
                 DeniedAction::SubscriptionRevoked(t) => ("subscription_revoked", t),
                 _ => ("other", &String::new()),
             };
-            device(Event::new("mqtt.denied", actor(device_id)), device_id)
-                .source(source.to_string())
-                .outcome(Outcome::Denied)
-                .detail("action", what)
-                .detail("topic", target.clone())
-                .detail("reason", reason.clone())
+            device(
+                Event::new(EventKind::MqttDenied, actor(device_id)),
+                device_id,
+            )
+            .source(source.to_string())
+            .outcome(Outcome::Denied)
+            .detail("action", what)
+            .detail("topic", target.clone())
+            .detail("reason", reason.clone())
         }
         BrokerEvent::Kicked {
             device_id,
             source,
             reason,
-        } => device(Event::new("mqtt.kick", "system"), device_id)
+        } => device(Event::new(EventKind::MqttKick, "system"), device_id)
             .source(source.to_string())
             .outcome(Outcome::Success)
             .detail("reason", format!("{reason:?}")),
@@ -136,32 +145,35 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
             new_source,
             previous_serial,
             new_serial,
-        } => device(Event::new("mqtt.takeover", actor(device_id)), device_id)
-            .source(new_source.to_string())
-            .outcome(Outcome::Success)
-            .detail("previous_source", previous_source.to_string())
-            .detail(
-                "previous_serial",
-                previous_serial
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            )
-            .detail(
-                "new_serial",
-                new_serial
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            ),
+        } => device(
+            Event::new(EventKind::MqttTakeover, actor(device_id)),
+            device_id,
+        )
+        .source(new_source.to_string())
+        .outcome(Outcome::Success)
+        .detail("previous_source", previous_source.to_string())
+        .detail(
+            "previous_serial",
+            previous_serial
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        )
+        .detail(
+            "new_serial",
+            new_serial
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
         BrokerEvent::SubscriptionsRevoked { device_id, filters } => device(
-            Event::new("mqtt.subscriptions_revoked", "system"),
+            Event::new(EventKind::MqttSubscriptionsRevoked, "system"),
             device_id,
         )
         .outcome(Outcome::Success)
         .detail("filters", filters.join(" ")),
         BrokerEvent::TlsHandshakeFailed { source, error } => {
-            Event::new("mqtt.tls_failed", "unknown")
+            Event::new(EventKind::MqttTlsFailed, "unknown")
                 .subject("connection", source.to_string())
                 .source(source.to_string())
                 .outcome(Outcome::Denied)
@@ -173,7 +185,7 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
             error,
         } => {
             let who = claimed_cn.as_deref().unwrap_or("unknown");
-            Event::new("mqtt.certificate_rejected", "unknown")
+            Event::new(EventKind::MqttCertificateRejected, "unknown")
                 .subject("device", who)
                 .outcome(Outcome::Denied)
                 .detail("claimed_cn", who)
@@ -184,24 +196,27 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
                 .detail("error", error.clone())
         }
         BrokerEvent::ConnectionRateExceeded { source } => {
-            Event::new("mqtt.connection_rate_exceeded", "unknown")
+            Event::new(EventKind::MqttConnectionRateExceeded, "unknown")
                 .subject("connection", source.to_string())
                 .source(source.to_string())
                 .outcome(Outcome::Denied)
         }
         BrokerEvent::PublishRateExceeded { device_id } => device(
-            Event::new("mqtt.publish_rate_exceeded", actor(device_id)),
+            Event::new(EventKind::MqttPublishRateExceeded, actor(device_id)),
             device_id,
         )
         .outcome(Outcome::Denied),
         BrokerEvent::QueueOverflow {
             device_id,
             dropped_total,
-        } => device(Event::new("mqtt.queue_overflow", "system"), device_id)
-            .outcome(Outcome::Failure)
-            .detail("dropped_total", dropped_total.to_string()),
+        } => device(
+            Event::new(EventKind::MqttQueueOverflow, "system"),
+            device_id,
+        )
+        .outcome(Outcome::Failure)
+        .detail("dropped_total", dropped_total.to_string()),
         BrokerEvent::WillPublished { device_id, topic } => device(
-            Event::new("mqtt.will_published", actor(device_id)),
+            Event::new(EventKind::MqttWillPublished, actor(device_id)),
             device_id,
         )
         .outcome(Outcome::Success)
@@ -209,10 +224,13 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
         BrokerEvent::SessionExpired {
             device_id,
             discarded_messages,
-        } => device(Event::new("mqtt.session_expired", "system"), device_id)
-            .outcome(Outcome::Success)
-            .detail("discarded_messages", discarded_messages.to_string()),
-        other => Event::new("mqtt.other", "system")
+        } => device(
+            Event::new(EventKind::MqttSessionExpired, "system"),
+            device_id,
+        )
+        .outcome(Outcome::Success)
+        .detail("discarded_messages", discarded_messages.to_string()),
+        other => Event::new(EventKind::MqttOther, "system")
             .subject("broker", "mqtt")
             .detail("event", format!("{other:?}")),
     };

@@ -170,10 +170,13 @@ async fn audit_only(audit: &Arc<Audit>, n: usize, conc: usize) -> f64 {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                 audit
                     .record(
-                        ironroot_audit::Event::new("cert.issued", "service:bench")
-                            .subject("device", "bench")
-                            .detail("serial", "00112233445566778899aabbccddeeff")
-                            .detail("fingerprint", "ab".repeat(32)),
+                        ironroot_audit::Event::new(
+                            ironroot_audit::EventKind::CertIssued,
+                            "service:bench",
+                        )
+                        .subject("device", "bench")
+                        .detail("serial", "00112233445566778899aabbccddeeff")
+                        .detail("fingerprint", "ab".repeat(32)),
                     )
                     .await
                     .unwrap();

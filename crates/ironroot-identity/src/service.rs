@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_audit::{Audit, Event, EventKind, Outcome};
 use ironroot_pki::{
     DeviceId, Fingerprint, IssuancePolicy, IssuedCertificate, OnlineCa, RevocationSet, Serial,
 };
@@ -159,7 +159,7 @@ impl std::fmt::Debug for IdentityService {
     }
 }
 
-fn event(kind: &str, actor: &str, source: Option<IpAddr>) -> Event {
+fn event(kind: EventKind, actor: &str, source: Option<IpAddr>) -> Event {
     let e = Event::new(kind, actor);
     match source {
         Some(ip) => e.source(ip.to_string()),

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_audit::{Audit, Event, EventKind, Outcome};
 use ironroot_store::Store;
 
 use crate::auth::{AdminToken, Conn};
@@ -118,7 +118,7 @@ pub(crate) fn media_type(headers: &HeaderMap) -> String {
 /// Records a refused request in the audit log (reason class only; never a token or CSR).
 pub(crate) async fn audit_refusal(
     state: &AppState,
-    event: &str,
+    event: EventKind,
     actor: &str,
     conn: &Conn,
     device: Option<&str>,

@@ -143,3 +143,159 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// What an operator is told when an operator-API request (admin token or operator certificate)
+/// fails: the status class, what is wrong, the request field at fault and what to do, as
+/// `{"error":"invalid device id: …","field":"id","hint":"use 1-128 characters of …"}`.
+///
+/// Operators are authenticated, so naming the field is no oracle. Devices never get one: EST
+/// and provisioning routes answer with the uniform [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct OperatorError {
+    /// The status class (the HTTP status is `kind.status()`).
+    pub kind: ApiError,
+    /// What is wrong, lowercase, with context.
+    pub message: String,
+    /// The request field at fault (`id`, `groups`, `ttl_seconds`, `body`, …), if one is.
+    pub field: Option<&'static str>,
+    /// What to do about it.
+    pub hint: Option<&'static str>,
+}
+
+/// The rule every identifier follows (device ids, group names, attribute keys).
+const IDENTIFIER_HINT: &str = "use 1-128 characters of a-z A-Z 0-9 . _ : -";
+/// The rule for free text (owners, attribute values).
+const FREE_TEXT_HINT: &str =
+    "use at most 1024 characters, without control characters or any of / + # * ? $";
+
+impl OperatorError {
+    /// An error about `field` of the request.
+    pub fn field(
+        kind: ApiError,
+        field: &'static str,
+        message: impl Into<String>,
+        hint: &'static str,
+    ) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            field: Some(field),
+            hint: Some(hint),
+        }
+    }
+
+    /// A request body that is not the JSON the route expects; names the field serde names.
+    pub fn json(err: &serde_json::Error, example: &'static str) -> Self {
+        let text = err.to_string();
+        // serde names the field in backquotes: "missing field `id` at line 1 column 2".
+        let field = text
+            .split('`')
+            .nth(1)
+            .filter(|_| text.starts_with("missing field") || text.starts_with("unknown field"));
+        Self {
+            kind: ApiError::BadRequest,
+            message: format!("invalid JSON body: {text}"),
+            field: Some(field.map_or("body", leak_field)),
+            hint: Some(example),
+        }
+    }
+
+    /// The registry's refusal, translated: which field, and what to do.
+    pub fn store(e: &ironroot_store::StoreError) -> Self {
+        use ironroot_store::StoreError as S;
+        match e {
+            S::InvalidInput { what, reason, .. } => {
+                let (field, hint) = match *what {
+                    "device id" => ("id", IDENTIFIER_HINT),
+                    "group name" => ("groups", IDENTIFIER_HINT),
+                    "attribute key" => ("attributes", IDENTIFIER_HINT),
+                    "attribute value" => ("attributes", FREE_TEXT_HINT),
+                    "owner" => ("owner", FREE_TEXT_HINT),
+                    _ => ("body", "check the value against the API documentation"),
+                };
+                Self::field(
+                    ApiError::BadRequest,
+                    field,
+                    format!("invalid {what}: {reason}"),
+                    hint,
+                )
+            }
+            S::DuplicateDevice(_) => Self::field(
+                ApiError::Conflict,
+                "id",
+                "a device with this id already exists",
+                "choose another id, or look at it with GET /api/v1/devices/{id}",
+            ),
+            S::UnknownDevice(_) => Self::field(
+                ApiError::NotFound,
+                "id",
+                "unknown device",
+                "register it first with POST /api/v1/devices, or list devices with GET /api/v1/devices",
+            ),
+            S::UnknownPolicy(_) => Self::field(
+                ApiError::NotFound,
+                "policy",
+                "unknown policy",
+                "store it first with `ironroot policy create`",
+            ),
+            S::InvalidPolicy { .. } => Self::field(
+                ApiError::BadRequest,
+                "document",
+                e.to_string(),
+                "check it with `ironroot policy lint --file P.json`",
+            ),
+            S::InvalidTransition { from, to, .. } => Self::field(
+                ApiError::Conflict,
+                "state",
+                format!("the device is {from} and cannot become {to}"),
+                "see the device lifecycle: GET /api/v1/devices/{id} shows its state",
+            ),
+            _ => ApiError::Internal.into(),
+        }
+    }
+}
+
+/// Field names from serde are the request's own field names, drawn from a fixed set.
+fn leak_field(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "id",
+        "groups",
+        "attributes",
+        "owner",
+        "ttl_seconds",
+        "quota",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("body")
+}
+
+impl From<ApiError> for OperatorError {
+    fn from(kind: ApiError) -> Self {
+        Self {
+            kind,
+            message: kind.to_string(),
+            field: None,
+            hint: None,
+        }
+    }
+}
+
+impl IntoResponse for OperatorError {
+    fn into_response(self) -> Response {
+        let mut resp = self.kind.into_response();
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(field) = self.field {
+            body["field"] = field.into();
+        }
+        if let Some(hint) = self.hint {
+            body["hint"] = hint.into();
+        }
+        *resp.body_mut() = axum::body::Body::from(body.to_string());
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+        resp
+    }
+}

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ironroot_audit::Event;
+use ironroot_audit::{Event, EventKind};
 use ironroot_pki::{DeviceId, PeerKind, verify_csr};
 use ironroot_store::{CertificateKind, CertificateStatus, DeviceState, StoreError};
 
@@ -68,8 +68,8 @@ async fn enroll(
         Ok(issued) => Ok(issued),
         Err(r) => {
             let event = match mode {
-                Mode::Enroll => "provision.failed",
-                Mode::Reenroll => "cert.renewed",
+                Mode::Enroll => EventKind::ProvisionFailed,
+                Mode::Reenroll => EventKind::CertRenewed,
             };
             let actor = r
                 .device
@@ -261,8 +261,8 @@ async fn enroll_inner(
     let new_serial = issued.serial().to_string();
     let mut event = Event::new(
         match mode {
-            Mode::Enroll => "device.provisioned",
-            Mode::Reenroll => "cert.renewed",
+            Mode::Enroll => EventKind::DeviceProvisioned,
+            Mode::Reenroll => EventKind::CertRenewed,
         },
         actor.clone(),
     )
@@ -414,7 +414,7 @@ async fn est_enroll(
 async fn refuse_unread(state: &Shared, conn: &Conn, e: ApiError) -> Response {
     audit_refusal(
         state,
-        "provision.failed",
+        EventKind::ProvisionFailed,
         "unknown",
         conn,
         None,

@@ -35,7 +35,7 @@ mod server;
 pub mod tls;
 
 pub use config::{EnrollmentRules, Limits, ServerConfig};
-pub use error::{ApiError, StartError};
+pub use error::{ApiError, OperatorError, StartError};
 pub use server::{
     ADMIN_TOKEN_FILE, CertificateUse, SERVER_URL_FILE, Server, ServerHandle,
     load_or_create_admin_token, run, wait_for_signal,

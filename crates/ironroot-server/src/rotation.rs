@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use ironroot_audit::Event;
+use ironroot_audit::{Event, EventKind};
 use ironroot_pki::Serial;
 use ironroot_store::{Store, StoreError, on_backend, sqlx};
 
@@ -156,7 +156,7 @@ impl Rotations {
                     let _ = state
                         .audit
                         .record(
-                            Event::new("cert.retired", actor)
+                            Event::new(EventKind::CertRetired, actor)
                                 .subject("certificate", old.clone())
                                 .detail("device", device)
                                 .detail("replaced_by", new)

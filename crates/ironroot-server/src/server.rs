@@ -17,7 +17,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ironroot_audit::{Audit, Event};
+use ironroot_audit::{Audit, Event, EventKind};
 use ironroot_pki::{CaDirectory, ClientIdentity, OnlineSecrets, Passphrase};
 use ironroot_store::Store;
 use tokio::net::TcpListener;
@@ -126,7 +126,7 @@ impl ServerHandle {
             .state
             .audit
             .record(
-                Event::new("server.stopped", "service:server")
+                Event::new(EventKind::ServerStopped, "service:server")
                     .detail("addr", self.addr.to_string()),
             )
             .await;
@@ -330,7 +330,10 @@ impl Server {
             claims: claims_committer,
         });
         let _ = audit
-            .record(Event::new("server.started", "service:server").detail("addr", addr.to_string()))
+            .record(
+                Event::new(EventKind::ServerStarted, "service:server")
+                    .detail("addr", addr.to_string()),
+            )
             .await;
         let (shutdown, rx) = watch::channel(false);
         // Revocations made by any process (the CLI offline, another replica) reach the live set.

@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
             let audit = audit.clone();
             tasks.push(tokio::spawn(async move {
                 for seq in 0u64.. {
-                    let event = Event::new("crash.test", "system")
+                    let event = Event::new(ironroot_audit::EventKind::OperatorNote, "system")
                         .subject("task", task.to_string())
                         .detail("seq", seq.to_string());
                     let receipt = audit.record(event).await.expect("record");

@@ -27,16 +27,19 @@ pub fn signer() -> NoteSigner {
 
 /// The `i`-th test event: every fifth one is a denial.
 pub fn event(i: u64) -> Event {
-    Event::new("mqtt.connected", format!("device:dev-{}", i % 7))
-        .at(Timestamp::new(1_700_000_000 + i as i64, (i % 1000) as u32).unwrap())
-        .subject("device", format!("dev-{}", i % 7))
-        .source(format!("192.0.2.{}:8883", i % 250))
-        .outcome(if i.is_multiple_of(5) {
-            Outcome::Denied
-        } else {
-            Outcome::Success
-        })
-        .detail("seq", i.to_string())
+    Event::new(
+        ironroot_audit::EventKind::MqttConnect,
+        format!("device:dev-{}", i % 7),
+    )
+    .at(Timestamp::new(1_700_000_000 + i as i64, (i % 1000) as u32).unwrap())
+    .subject("device", format!("dev-{}", i % 7))
+    .source(format!("192.0.2.{}:8883", i % 250))
+    .outcome(if i.is_multiple_of(5) {
+        Outcome::Denied
+    } else {
+        Outcome::Success
+    })
+    .detail("seq", i.to_string())
 }
 
 /// Which backend a test runs on.

@@ -110,7 +110,10 @@ async fn check_after_crash(store: &Store, dir: &Path, acked: &Acked, round: u32)
     }
     // Appends continue where the log ends.
     let r = audit
-        .record(Event::new("crash.test", "system").detail("after", round.to_string()))
+        .record(
+            Event::new(ironroot_audit::EventKind::OperatorNote, "system")
+                .detail("after", round.to_string()),
+        )
         .await
         .unwrap();
     assert_eq!(r.index, size, "round {round}");

@@ -51,7 +51,10 @@ async fn first_open_creates_a_private_key_and_the_witness(log: TestLog) {
         .await
         .unwrap();
     let r = audit
-        .record(Event::new("device.added", "operator:alice").subject("device", "dev-1"))
+        .record(
+            Event::new(ironroot_audit::EventKind::DeviceAdded, "operator:alice")
+                .subject("device", "dev-1"),
+        )
         .await
         .unwrap();
     assert_eq!(r.index, 0);
@@ -83,7 +86,10 @@ async fn first_open_creates_a_private_key_and_the_witness(log: TestLog) {
     let again = Audit::open_store(&store, data_dir(&log)).await.unwrap();
     assert_eq!(again.verifier(), audit.verifier());
     let r = again
-        .record(Event::new("device.removed", "system"))
+        .record(Event::new(
+            ironroot_audit::EventKind::DeviceStateChanged,
+            "system",
+        ))
         .await
         .unwrap();
     assert_eq!(r.index, 1);
@@ -95,7 +101,7 @@ async fn a_lost_key_is_not_silently_replaced(log: TestLog) {
         .await
         .unwrap();
     audit
-        .record(Event::new("device.added", "system"))
+        .record(Event::new(ironroot_audit::EventKind::DeviceAdded, "system"))
         .await
         .unwrap();
     let dir = AuditDir::new(data_dir(&log));
@@ -112,7 +118,7 @@ async fn a_key_of_another_log_is_refused(log: TestLog) {
         .await
         .unwrap();
     audit
-        .record(Event::new("device.added", "system"))
+        .record(Event::new(ironroot_audit::EventKind::DeviceAdded, "system"))
         .await
         .unwrap();
     // Replace both key files with a new key under the same log name.

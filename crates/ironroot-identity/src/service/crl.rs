@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ironroot_audit::Event;
+use ironroot_audit::{Event, EventKind};
 use ironroot_pki::CaDirectory;
 use ironroot_store::RevocationReason;
 use time::OffsetDateTime;
@@ -45,7 +45,7 @@ impl IdentityService {
             .inner
             .audit
             .record(
-                Event::new("crl.published", SERVICE_ACTOR)
+                Event::new(EventKind::CrlPublished, SERVICE_ACTOR)
                     .subject("ca", self.issuer_name())
                     .detail("entries", listed.to_string()),
             )

@@ -1,5 +1,6 @@
 //! Issuance: CSR check, signing, write-ahead audit entry, group-committed registry record.
 
+use ironroot_audit::EventKind;
 use ironroot_pki::{IssuedCertificate, verify_csr};
 use ironroot_store::{
     CertificateKind, ChangeKind, DeviceState, NewCertificate, Store, StoreError, Transaction,
@@ -20,7 +21,7 @@ impl IdentityService {
     /// bytes lived only in memory); the audit entry then names a serial the registry never saw.
     /// Refusals are recorded in the audit log with outcome `denied` and nothing is signed.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, IdentityError> {
-        let base = event("cert.issued", &req.actor, req.source)
+        let base = event(EventKind::CertIssued, &req.actor, req.source)
             .subject("device", req.device.as_str())
             .detail("purpose", req.purpose.as_str());
         let (cert, state) = match self.prepare(&req).await {

@@ -1,6 +1,7 @@
 //! Revocation: single certificates, whole devices (revoked or decommissioned), and the
 //! change-feed follower that applies revocations made by other processes to the live set.
 
+use ironroot_audit::EventKind;
 use ironroot_pki::{DeviceId, Serial};
 use ironroot_store::{Certificate, CertificateStatus, ChangeKind, DeviceState, RevocationReason};
 
@@ -16,7 +17,7 @@ impl IdentityService {
         reason: RevocationReason,
         actor: &str,
     ) -> Result<Certificate, IdentityError> {
-        let base = event("cert.revoked", actor, None)
+        let base = event(EventKind::CertRevoked, actor, None)
             .subject("certificate", serial.to_string())
             .detail("reason", reason.as_str());
         let existing = match self.check_revocable(serial).await {
@@ -122,7 +123,7 @@ impl IdentityService {
         } else {
             "decommission"
         };
-        let base = event("device.state_changed", actor, None)
+        let base = event(EventKind::DeviceStateChanged, actor, None)
             .subject("device", id)
             .detail("to", target.as_str())
             .detail("reason", reason.as_str());
@@ -175,7 +176,7 @@ impl IdentityService {
                 .inner
                 .audit
                 .record(
-                    event("cert.revoked", actor, None)
+                    event(EventKind::CertRevoked, actor, None)
                         .subject("certificate", cert.serial.to_string())
                         .detail("device", id)
                         .detail("reason", reason.as_str()),

@@ -3,5 +3,6 @@
 
 mod harness;
 mod openapi;
+mod operator_errors;
 mod provisioning;
 mod refusals;

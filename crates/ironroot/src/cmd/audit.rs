@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use ironroot_audit::{
-    Audit, AuditDir, BundleError, Event, LogReader, LogStorage, NoteVerifier, Outcome, ProofBundle,
-    SqlStorage, Timestamp, VerifyError, VerifyOptions, leaf_hash, verify_log,
+    Audit, AuditDir, BundleError, Event, EventKind, LogReader, LogStorage, NoteVerifier, Outcome,
+    ProofBundle, SqlStorage, Timestamp, VerifyError, VerifyOptions, leaf_hash, verify_log,
 };
 use ironroot_store::Store;
 
@@ -64,9 +64,10 @@ enum AuditCommand {
         /// an age such as 30m, 24h, 7d.
         #[arg(long, value_name = "TIME", value_parser = parse_since)]
         since: Option<Timestamp>,
-        /// Only entries of this event type (cert.issued), or of this area (cert).
-        #[arg(long = "type", value_name = "TYPE")]
-        event_type: Option<String>,
+        /// Only entries of this event type (cert.issued), or of this area (cert); an unknown
+        /// name is refused with the list of valid ones (docs/audit-events.md).
+        #[arg(long = "type", visible_alias = "event", value_name = "TYPE", value_parser = parse_type_filter)]
+        event_type: Option<TypeFilter>,
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
@@ -112,9 +113,9 @@ enum AuditCommand {
     Record {
         #[command(flatten)]
         store: StoreArgs,
-        /// Event type, `<area>.<past-tense verb>` (operator.note, device.inspected).
-        #[arg(long = "type", value_name = "TYPE")]
-        event_type: String,
+        /// Event type, one of the kinds in docs/audit-events.md (operator.note).
+        #[arg(long = "type", value_name = "TYPE", value_parser = parse_kind)]
+        event_type: EventKind,
         /// Who acted (operator:alice).
         #[arg(long)]
         actor: String,
@@ -302,7 +303,14 @@ async fn verify(
 struct Filter {
     device: Option<String>,
     since: Option<Timestamp>,
-    event_type: Option<String>,
+    event_type: Option<TypeFilter>,
+}
+
+/// What `show --type` selects: one kind, or every kind of an area (`cert`).
+#[derive(Debug, Clone, PartialEq)]
+enum TypeFilter {
+    Kind(EventKind),
+    Area(String),
 }
 
 impl Filter {
@@ -318,12 +326,10 @@ impl Filter {
         if self.since.is_some_and(|t| e.time < t) {
             return false;
         }
-        if let Some(t) = &self.event_type {
-            let area_match = !t.contains('.')
-                && e.event_type.split_once('.').map(|(a, _)| a) == Some(t.as_str());
-            if &e.event_type != t && !area_match {
-                return false;
-            }
+        match &self.event_type {
+            Some(TypeFilter::Kind(k)) if &e.event_type != k => return false,
+            Some(TypeFilter::Area(a)) if e.event_type.area() != a => return false,
+            _ => {}
         }
         true
     }
@@ -404,7 +410,7 @@ fn json_line(index: u64, e: &Event, leaf: &[u8]) -> String {
     serde_json::json!({
         "index": index,
         "time": e.time.to_string(),
-        "type": e.event_type,
+        "type": e.event_type.as_str(),
         "actor": e.actor,
         "subject": { "kind": e.subject.kind, "id": e.subject.id },
         "source": e.source,
@@ -541,6 +547,35 @@ fn parse_since(text: &str) -> Result<Timestamp, String> {
     })
 }
 
+/// A known event kind (`audit record --type`): this build records only kinds it documents.
+fn parse_kind(text: &str) -> Result<EventKind, String> {
+    EventKind::from_name(text).ok_or_else(|| {
+        format!(
+            "unknown event type {text:?}; expected one of: {}",
+            EventKind::names()
+        )
+    })
+}
+
+/// A known kind or area (`audit show --type`). Names this build does not know are refused
+/// even though the log may hold them (written by a newer version): a typo must not silently
+/// match nothing; entries of unknown kinds still show unfiltered or with their area.
+fn parse_type_filter(text: &str) -> Result<TypeFilter, String> {
+    if let Some(kind) = EventKind::from_name(text) {
+        return Ok(TypeFilter::Kind(kind));
+    }
+    let mut areas: Vec<&str> = EventKind::ALL.iter().map(EventKind::area).collect();
+    areas.dedup();
+    if areas.contains(&text) {
+        return Ok(TypeFilter::Area(text.to_owned()));
+    }
+    Err(format!(
+        "unknown event type {text:?}; expected one of: {} (or an area: {})",
+        EventKind::names(),
+        areas.join(", ")
+    ))
+}
+
 fn parse_subject(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
         Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {
@@ -589,11 +624,11 @@ mod tests {
 
     #[test]
     fn filters_by_device_type_and_area() {
-        let e = Event::new("cert.issued", "operator:alice").subject("certificate", "01ab");
+        let e = Event::new(EventKind::CertIssued, "operator:alice").subject("certificate", "01ab");
         let e = e.detail("device", "dev-1");
         let f = |device: Option<&str>, ty: Option<&str>| Filter {
             device: device.map(str::to_owned),
-            event_type: ty.map(str::to_owned),
+            event_type: ty.map(|t| parse_type_filter(t).unwrap()),
             since: None,
         };
         assert!(f(Some("dev-1"), None).matches(&e));
@@ -601,14 +636,33 @@ mod tests {
         assert!(f(None, Some("cert")).matches(&e));
         assert!(f(None, Some("cert.issued")).matches(&e));
         assert!(!f(None, Some("cert.revoked")).matches(&e));
-        assert!(!f(None, Some("cer")).matches(&e));
-        let by_device = Event::new("mqtt.connected", "device:dev-2");
+        let by_device = Event::new(EventKind::MqttConnect, "device:dev-2");
         assert!(f(Some("dev-2"), Some("mqtt")).matches(&by_device));
     }
 
     #[test]
+    fn unknown_type_names_are_refused_with_the_valid_ones() {
+        for bad in ["cer", "mqtt.connected", "policy.created"] {
+            let err = parse_type_filter(bad).unwrap_err();
+            assert!(
+                err.contains("mqtt.connect,") && err.contains("cert"),
+                "{err}"
+            );
+            assert!(parse_kind(bad).unwrap_err().contains("operator.note"));
+        }
+        assert_eq!(
+            parse_type_filter("policy.create").unwrap(),
+            TypeFilter::Kind(EventKind::PolicyCreate)
+        );
+        assert_eq!(
+            parse_kind("operator.note").unwrap(),
+            EventKind::OperatorNote
+        );
+    }
+
+    #[test]
     fn text_lines_neutralise_control_characters() {
-        let e = Event::new("operator.note", "operator:a\u{1b}[31m").detail("k", "v\nw");
+        let e = Event::new(EventKind::OperatorNote, "operator:a\u{1b}[31m").detail("k", "v\nw");
         let line = text_line(7, &e);
         assert!(!line.chars().any(char::is_control), "{line:?}");
         assert!(line.starts_with("#7 "));

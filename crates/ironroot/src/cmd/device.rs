@@ -5,7 +5,10 @@
 //! commands go through its operator API with the admin token (`<data-dir>/admin.token`), so
 //! every change is audited by the server. Without a server, `add`, `list` and `show` work
 //! directly on the data directory's database (or the PostgreSQL database named by
-//! `--database-url`); `import`, `claim`, `revoke` and `decommission` need the server.
+//! `--database-url`); `add` then goes through the same fleet service as the server
+//! (`ironroot_fleet::Fleet`), so it is audited the same way (`device.added`, written ahead of
+//! the registry commit, actor `operator:$USER`, source `cli`); `import`, `claim`, `revoke` and
+//! `decommission` need the server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +16,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
+use ironroot_audit::Audit;
+use ironroot_fleet::{Fleet, Origin};
 use ironroot_store::{DeviceFilter, DeviceState, MAX_PAGE, NewDevice, Store};
 
 /// Where the registry lives: a data directory (SQLite) or a PostgreSQL URL.
@@ -78,6 +83,24 @@ impl StoreArgs {
         Store::open_data_dir(&self.data_dir)
             .await
             .with_context(|| format!("cannot open the registry at {}", db.display()))
+    }
+}
+
+/// The operator running this command, as the audit log names it: `operator:$USER`, source `cli`.
+pub(crate) fn cli_origin() -> Origin {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    Origin::new(format!("operator:{user}"), "cli")
+}
+
+impl StoreArgs {
+    /// Opens the registry and its audit log (keys in the data directory) as the fleet
+    /// service, which makes and audits every change; `create` as in [`StoreArgs::open`].
+    pub async fn fleet(&self, create: bool) -> anyhow::Result<Fleet> {
+        let store = self.open(create).await?;
+        let audit = Audit::open_store(&store, &self.data_dir)
+            .await
+            .context("cannot open the audit log")?;
+        Ok(Fleet::new(store, std::sync::Arc::new(audit)))
     }
 }
 
@@ -246,12 +269,12 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
                 attrs,
                 owner,
             } => {
-                let store = location.open(true).await?;
+                let fleet = location.fleet(true).await?;
                 let mut new = NewDevice::new(id);
                 new.groups = groups;
                 new.attributes = attrs.into_iter().collect();
                 new.owner = owner;
-                let device = store.add_device(&new).await?;
+                let device = fleet.add_device(&cli_origin(), &new).await?;
                 writeln!(
                     out,
                     "added device {} ({}) to {}",
@@ -265,7 +288,7 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
                     &device.attributes,
                     device.owner.as_deref(),
                 )?;
-                store.close().await;
+                fleet.store().close().await;
             }
             DeviceCommand::List {
                 store: location,

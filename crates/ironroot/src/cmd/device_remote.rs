@@ -80,21 +80,25 @@ impl Remote {
     }
 }
 
+/// Turns a refusal into an error naming the server's message, the field at fault and its hint
+/// (`{"error","field","hint"}` from the operator API).
 fn check(status: u16, body: &[u8], what: &str) -> Result<()> {
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let msg = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("HTTP {status}"));
-    let hint = match status {
-        401 => " (is the admin token right? see --admin-token-file)",
-        404 => " (no such device)",
-        409 => " (already exists, or its state does not allow this)",
-        _ => "",
+    let v = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let msg = v["error"]
+        .as_str()
+        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    let field = v["field"]
+        .as_str()
+        .map_or_else(String::new, |f| format!(" (field {f})"));
+    let hint = match v["hint"].as_str() {
+        Some(h) => format!("; {h}"),
+        None if status == 401 => "; is the admin token right? see --admin-token-file".to_owned(),
+        None => String::new(),
     };
-    bail!("{what}: {msg}{hint}")
+    bail!("{what}: {msg}{field}{hint}")
 }
 
 fn enc(id: &str) -> String {

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use ironroot_audit::{Audit, Event, Outcome};
+use ironroot_fleet::{Fleet, FleetError};
 use ironroot_policy::{LintCode, MAX_DOCUMENT_BYTES, PolicyDocument, Severity, builtin, lint};
-use ironroot_store::{PolicyTarget, Store, StoreError};
+use ironroot_store::{PolicyTarget, Store};
 
-use crate::cmd::device::StoreArgs;
+use crate::cmd::device::{StoreArgs, cli_origin};
 
 /// Work with AWS IoT-style device policies (who may connect, publish, subscribe, receive).
 #[derive(Debug, Args)]
@@ -171,25 +171,27 @@ fn lint_codes_help() -> String {
 pub fn run(args: PolicyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         PolicyCommand::Lint { file, fail_on } => run_lint(&file, fail_on),
-        PolicyCommand::Create { store, name, file } => registry(store, move |s, audit| {
-            Box::pin(create(s, audit, name, file))
-        }),
+        PolicyCommand::Create { store, name, file } => {
+            registry(store, move |f| Box::pin(create(f, name, file)))
+        }
         PolicyCommand::Attach {
             store,
             name,
             target,
-        } => registry(store, move |s, audit| {
-            Box::pin(attach(s, audit, name, target.target(), true))
+        } => registry(store, move |f| {
+            Box::pin(attach(f, name, target.target(), true))
         }),
         PolicyCommand::Detach {
             store,
             name,
             target,
-        } => registry(store, move |s, audit| {
-            Box::pin(attach(s, audit, name, target.target(), false))
+        } => registry(store, move |f| {
+            Box::pin(attach(f, name, target.target(), false))
         }),
-        PolicyCommand::List { store } => registry(store, |s, _| Box::pin(list(s))),
-        PolicyCommand::Show { store, name } => registry(store, move |s, _| Box::pin(show(s, name))),
+        PolicyCommand::List { store } => registry(store, |f| Box::pin(list(f.store().clone()))),
+        PolicyCommand::Show { store, name } => {
+            registry(store, move |f| Box::pin(show(f.store().clone(), name)))
+        }
         PolicyCommand::ShowBuiltin { which } => {
             println!(
                 "{}",
@@ -245,60 +247,28 @@ fn run_lint(path: &Path, fail_on: FailOn) -> anyhow::Result<ExitCode> {
 
 type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
 
-/// Opens the registry and the audit log of `args`, runs `job`, closes both.
-fn registry(args: StoreArgs, job: impl FnOnce(Store, Audit) -> Job) -> anyhow::Result<ExitCode> {
+/// Opens the registry and the audit log of `args` as the fleet service, runs `job`, closes.
+fn registry(args: StoreArgs, job: impl FnOnce(Fleet) -> Job) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let store = args.open(false).await?;
-        let audit = Audit::open_store(&store, &args.data_dir)
-            .await
-            .context("cannot open the audit log")?;
-        let result = job(store.clone(), audit).await;
-        store.close().await;
+        let fleet = args.fleet(false).await?;
+        let result = job(fleet.clone()).await;
+        fleet.store().close().await;
         result.map(|()| ExitCode::SUCCESS)
     })
 }
 
-fn operator() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("operator:{user}")
-}
-
-async fn audited(audit: &Audit, event: Event) -> anyhow::Result<()> {
-    audit
-        .record(event.source("cli"))
-        .await
-        .context("cannot record the change in the audit log")?;
-    Ok(())
-}
-
-async fn create(store: Store, audit: Audit, name: String, file: PathBuf) -> anyhow::Result<()> {
+async fn create(fleet: Fleet, name: String, file: PathBuf) -> anyhow::Result<()> {
     let shown = file.display().to_string();
     let bytes = read_limited(&file).with_context(|| format!("cannot read {shown}"))?;
-    let event = Event::new("policy.create", operator()).subject("policy", &name);
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(_) => {
-            audited(
-                &audit,
-                event.outcome(Outcome::Failure).detail("error", "not UTF-8"),
-            )
-            .await?;
-            anyhow::bail!("{shown}: a policy document must be UTF-8 JSON");
-        }
+    let Ok(text) = String::from_utf8(bytes) else {
+        anyhow::bail!("{shown}: a policy document must be UTF-8 JSON");
     };
-    match store.put_policy(&name, &text).await {
+    match fleet.put_policy(&cli_origin(), &name, &text).await {
         Ok(v) => {
-            audited(
-                &audit,
-                event
-                    .detail("version", v.version.to_string())
-                    .detail("file", &shown),
-            )
-            .await?;
             println!("stored policy {name} version {}", v.version);
             if let Ok(doc) = PolicyDocument::parse(&text) {
                 for f in lint(&doc) {
@@ -307,70 +277,31 @@ async fn create(store: Store, audit: Audit, name: String, file: PathBuf) -> anyh
             }
             Ok(())
         }
-        Err(e) => {
-            let refused = matches!(
-                e,
-                StoreError::InvalidPolicy { .. } | StoreError::InvalidInput { .. }
-            );
-            audited(
-                &audit,
-                event
-                    .outcome(Outcome::Failure)
-                    .detail("error", e.to_string()),
-            )
-            .await?;
-            if refused {
-                anyhow::bail!("{shown}: {e}");
-            }
-            Err(anyhow::Error::new(e).context("cannot store the policy"))
-        }
+        Err(FleetError::Refused(e)) => anyhow::bail!("{shown}: {e}"),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot store the policy")),
     }
 }
 
 async fn attach(
-    store: Store,
-    audit: Audit,
+    fleet: Fleet,
     name: String,
     target: PolicyTarget,
     attach: bool,
 ) -> anyhow::Result<()> {
-    let (kind, id) = match &target {
-        PolicyTarget::Device(d) => ("device", d.clone()),
-        PolicyTarget::Group(g) => ("group", g.clone()),
-        _ => ("other", String::new()),
-    };
-    let verb = if attach { "attach" } else { "detach" };
-    let event = Event::new(format!("policy.{verb}"), operator())
-        .subject("policy", &name)
-        .detail("target_kind", kind)
-        .detail("target", &id);
-    let result = if attach {
-        store.attach_policy(&name, &target).await
+    let origin = cli_origin();
+    let (verb, result) = if attach {
+        ("attach", fleet.attach_policy(&origin, &name, &target).await)
     } else {
-        store.detach_policy(&name, &target).await
+        ("detach", fleet.detach_policy(&origin, &name, &target).await)
     };
-    match result {
-        Ok(changed) => {
-            audited(&audit, event.detail("changed", changed.to_string())).await?;
-            match (attach, changed) {
-                (true, true) => println!("attached policy {name} to {target}"),
-                (true, false) => println!("policy {name} was already attached to {target}"),
-                (false, true) => println!("detached policy {name} from {target}"),
-                (false, false) => println!("policy {name} was not attached to {target}"),
-            }
-            Ok(())
-        }
-        Err(e) => {
-            audited(
-                &audit,
-                event
-                    .outcome(Outcome::Failure)
-                    .detail("error", e.to_string()),
-            )
-            .await?;
-            Err(anyhow::Error::new(e).context(format!("cannot {verb} policy {name}")))
-        }
+    let changed = result.with_context(|| format!("cannot {verb} policy {name}"))?;
+    match (attach, changed) {
+        (true, true) => println!("attached policy {name} to {target}"),
+        (true, false) => println!("policy {name} was already attached to {target}"),
+        (false, true) => println!("detached policy {name} from {target}"),
+        (false, false) => println!("policy {name} was not attached to {target}"),
     }
+    Ok(())
 }
 
 fn targets(p: &ironroot_store::Policy) -> String {

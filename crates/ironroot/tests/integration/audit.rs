@@ -40,14 +40,18 @@ fn assert_fails_with(out: &Output, code: i32, needle: &str) {
 fn event(i: u64) -> Event {
     let device = format!("dev-{}", i % 5);
     match i % 3 {
-        0 => Event::new("cert.issued", "service:identity")
+        0 => Event::new(ironroot_audit::EventKind::CertIssued, "service:identity")
             .subject("certificate", format!("{i:04x}"))
             .detail("device", device),
-        1 => Event::new("mqtt.denied", format!("device:{device}"))
-            .subject("topic", "fleet/secret")
-            .source("192.0.2.7:51234")
-            .outcome(Outcome::Denied),
-        _ => Event::new("device.added", "operator:alice").subject("device", device),
+        1 => Event::new(
+            ironroot_audit::EventKind::MqttDenied,
+            format!("device:{device}"),
+        )
+        .subject("topic", "fleet/secret")
+        .source("192.0.2.7:51234")
+        .outcome(Outcome::Denied),
+        _ => Event::new(ironroot_audit::EventKind::DeviceAdded, "operator:alice")
+            .subject("device", device),
     }
 }
 
