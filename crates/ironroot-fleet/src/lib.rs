@@ -265,11 +265,14 @@ impl Fleet {
                 } else {
                     Outcome::Failure
                 };
+                let mut refused = base.outcome(outcome).detail("reason", reason(&e));
+                if let StoreError::InvalidPolicy { .. } = e {
+                    // What is wrong with an operator's policy document (field and line), so the
+                    // log says why; a policy holds no secret.
+                    refused = refused.detail("error", e.to_string());
+                }
                 // Best effort: the refusal changes nothing, so a failed entry loses no change.
-                let _ = self
-                    .audit
-                    .record(base.outcome(outcome).detail("reason", reason(&e)))
-                    .await;
+                let _ = self.audit.record(refused).await;
                 return Err(FleetError::from_store(e));
             }
         };

@@ -36,7 +36,10 @@ impl std::fmt::Debug for NodeSecrets {
                 "ca_passphrase",
                 &self.ca_passphrase.as_ref().map(|_| "<redacted>"),
             )
-            .field("pkcs11_pin", &self.pkcs11_pin.as_ref().map(|_| "<redacted>"))
+            .field(
+                "pkcs11_pin",
+                &self.pkcs11_pin.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

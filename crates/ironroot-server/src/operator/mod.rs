@@ -49,12 +49,9 @@ pub(crate) async fn operator(
         Some(actor) => Ok(actor),
         None => {
             audit_refusal(state, EventKind::AuthFailed, "unknown", conn, None, what).await;
-            Err(OperatorError {
-                hint: Some(
-                    "send Authorization: Bearer <data-dir>/admin.token, or use an operator client certificate",
-                ),
-                ..ApiError::Unauthorized.into()
-            })
+            // Unauthenticated callers get the uniform 401 (no hint): they are not known to be
+            // operators.
+            Err(ApiError::Unauthorized.into())
         }
     }
 }

@@ -137,7 +137,9 @@ async fn operator_errors(db: Db) {
         ])
         .await,
     );
-    assert_eq!((s, body.as_str()), (401, r#"{"error":"unauthorized"}"#));
+    // The CSR is checked before the credential (a typo never burns a token), so this malformed
+    // one gets the uniform 400: the same body for every device mistake, no field, no hint.
+    assert_eq!((s, body.as_str()), (400, r#"{"error":"bad request"}"#));
     fx.stop().await;
 }
 

@@ -22,8 +22,8 @@ mod issue;
 mod secrets;
 
 use issue::open_identity;
-use secrets::{new_key_backend, root_passphrase};
 pub(crate) use secrets::online_secrets;
+use secrets::{new_key_backend, root_passphrase};
 
 /// Manage the certificate authority: create it, rotate the intermediate, export the chain and CRLs.
 #[derive(Debug, Subcommand)]

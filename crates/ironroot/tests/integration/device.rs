@@ -192,13 +192,23 @@ fn database_url_selects_postgresql() {
             &["device", "show", "--database-url", &url, "pg-dev"],
         )));
         assert!(show.contains("groups:       g"), "{show}");
+        // The registry (and the audit log's entries) live in PostgreSQL: no SQLite database in
+        // the data directory. The data directory holds only the audit log's signing key and
+        // witness (the local `device add` is audited like the server path, issue 12).
         assert!(
-            !dir.exists(),
-            "--database-url must not touch the data directory"
+            !dir.join("ironroot.db").exists(),
+            "--database-url must not create a SQLite registry in the data directory"
         );
         let counted =
             run_ok(Command::new(&psql).args([&url, "-Atc", "SELECT count(*) FROM devices"]));
         assert_eq!(stdout(&counted).trim(), "1", "the row is in PostgreSQL");
+        let audited =
+            run_ok(Command::new(&psql).args([&url, "-Atc", "SELECT count(*) FROM audit_leaves"]));
+        assert_eq!(
+            stdout(&audited).trim(),
+            "1",
+            "the device add is audited in PostgreSQL"
+        );
     });
     run_ok(Command::new(&psql).args([&admin, "-c", &format!("DROP DATABASE {name} WITH (FORCE)")]));
     if let Err(panic) = result {

@@ -19,11 +19,11 @@ const CHAIN: &[&[&str]] = &[
     &["ironroot-store"],
     &["ironroot-audit"],
     &["ironroot-identity"],
+    &["ironroot-fleet"],
     &["ironroot-broker"],
     &["ironroot-control"],
     &["ironroot-server"],
     &["ironroot-agent"],
-    &["ironroot-fleet"],
     &["ironroot-node"],
     &["ironroot"],
 ];

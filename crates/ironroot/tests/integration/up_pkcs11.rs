@@ -76,9 +76,10 @@ fn free_port() -> u16 {
 fn start_up(mut cmd: Command, dir: &Path, log: &Path) -> (Child, String) {
     let url_file = dir.join("server.url");
     let _ = std::fs::remove_file(&url_file);
+    let out = std::fs::File::create(log).unwrap();
     let mut child = cmd
-        .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap();
     let start = Instant::now();
