@@ -7,7 +7,7 @@
 //! start on such a CA).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use ironroot_testkit::{run_ok, tool};
