@@ -60,7 +60,10 @@ fn ironroot(data_dir: &Path, conf: &Path, args: &[&str]) -> Command {
         .env_remove("IRONROOT_PKCS11_PIN")
         .env("IRONROOT_ROOT_PASSPHRASE", "root passphrase for the test")
         .env("SOFTHSM2_CONF", conf)
-        .env("IRONROOT_DATA_DIR", data_dir);
+        .env("IRONROOT_DATA_DIR", data_dir)
+        // A free MQTT port: the default 8883 may be held by another test running beside this one,
+        // and `up` stops (removing server.url) when its broker cannot bind.
+        .env("IRONROOT_MQTT_ADDR", "127.0.0.1:0");
     cmd
 }
 
