@@ -436,9 +436,37 @@ impl BrokerHandle {
         self.hub().stats()
     }
 
+    /// Appends the broker's metrics in the Prometheus text exposition format (0.0.4) to `out`:
+    /// connections, connects, refusals by reason, messages in/out by QoS, drops by reason,
+    /// queue depths, backpressure, configured rates, a TLS handshake latency histogram. No
+    /// device id appears in a label.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.hub().render_metrics(out);
+    }
+
+    /// A handle that renders the metrics while the broker runs and nothing once it is gone:
+    /// unlike a [`BrokerHandle`] it does not keep the broker's state (and the callbacks it
+    /// holds) alive, so a metrics endpoint cannot delay a shutdown.
+    pub fn metrics_handle(&self) -> MetricsHandle {
+        MetricsHandle(Arc::downgrade(&self.inner.hub))
+    }
+
     /// Stops the broker: closes every connection (v5 clients get DISCONNECT `0x8B`), stops the
     /// listeners and joins the threads. Dropping the last handle does the same.
     pub fn shutdown(self) {
         self.inner.stop();
+    }
+}
+
+/// Renders a broker's metrics without keeping it alive (see [`BrokerHandle::metrics_handle`]).
+#[derive(Debug, Clone)]
+pub struct MetricsHandle(std::sync::Weak<Hub>);
+
+impl MetricsHandle {
+    /// Appends the metrics (Prometheus text format) to `out`; nothing once the broker stopped.
+    pub fn render(&self, out: &mut String) {
+        if let Some(hub) = self.0.upgrade() {
+            hub.render_metrics(out);
+        }
     }
 }

@@ -31,8 +31,14 @@ pub struct Limits {
     /// "receive maximum" the broker advertises, and the cap on what it sends unacknowledged).
     pub inflight_window: u16,
     /// Messages queued for one session (connected but slow, or disconnected with a persistent
-    /// session). When full, new messages for that session are dropped and counted.
+    /// session). When the queue of a connected session is full, a QoS 1/2 publisher waits for
+    /// room (backpressure, up to `backpressure_timeout`); QoS 0 messages, and messages for a
+    /// disconnected session, are dropped and counted.
     pub max_queued_messages: usize,
+    /// How long a QoS 1/2 publisher waits for room in a connected subscriber's full queue
+    /// before the message is dropped for that subscriber (counted in
+    /// [`crate::BrokerStats::backpressure_timeouts`]). Its PUBACK waits as long.
+    pub backpressure_timeout: Duration,
     /// Per-connection PUBLISH rate. `None` disables the limit.
     pub publish_rate: Option<RateLimit>,
     /// Subscriptions one session may hold.
@@ -70,6 +76,7 @@ impl Default for Limits {
             max_packet_size: 128 * 1024,
             inflight_window: 32,
             max_queued_messages: 1_000,
+            backpressure_timeout: Duration::from_secs(10),
             publish_rate: Some(RateLimit::new(100.0, 200.0)),
             max_subscriptions: 50,
             connection_rate_per_ip: Some(RateLimit::new(100.0, 200.0)),

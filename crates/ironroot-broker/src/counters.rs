@@ -169,6 +169,12 @@ pub struct BrokerStats {
     pub connections_rate_limited: u64,
     /// Failed TLS handshakes.
     pub tls_handshake_failures: u64,
+    /// QoS 1/2 deliveries that found a connected subscriber's queue full and held their
+    /// publisher (backpressure) until there was room.
+    pub backpressure_waits: u64,
+    /// Of those, deliveries dropped because the subscriber did not drain its queue within
+    /// `Limits::backpressure_timeout`.
+    pub backpressure_timeouts: u64,
 }
 
 #[cfg(test)]

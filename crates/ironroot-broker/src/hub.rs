@@ -18,9 +18,16 @@ use crate::counters::{BrokerStats, CounterMap, inc};
 use crate::events::{BrokerEvent, DeniedAction, Events};
 use crate::limits::SourceLimiter;
 use crate::message::{Delivery, Message};
+use crate::metrics::{self, Metrics};
 use crate::retain::TopicTree;
-use crate::session::{Enqueued, SessionState, SubOptions};
+use crate::session::{Enqueued, OnFull, SessionState, SubOptions};
 use ironroot_pki::Serial;
+
+/// A QoS 1/2 delivery waiting for room in a connected subscriber's queue.
+pub(crate) struct Blocked {
+    pub(crate) session: Arc<SessionState>,
+    pub(crate) delivery: Delivery,
+}
 
 /// A subscription as stored in the trie.
 #[derive(Debug)]
@@ -65,6 +72,8 @@ pub(crate) struct HubStats {
     pub(crate) deliveries: AtomicU64,
     pub(crate) rate_limited_connections: AtomicU64,
     pub(crate) tls_failures: AtomicU64,
+    pub(crate) backpressure_waits: AtomicU64,
+    pub(crate) backpressure_timeouts: AtomicU64,
 }
 
 /// Shared broker state.
@@ -79,6 +88,8 @@ pub(crate) struct Hub {
     pub(crate) counters: CounterMap,
     pub(crate) sources: SourceLimiter,
     pub(crate) stats: HubStats,
+    /// Counters for the Prometheus endpoint.
+    pub(crate) metrics: Metrics,
     next_id: AtomicU64,
 }
 
@@ -94,6 +105,7 @@ impl Hub {
             subs: RwLock::new(crate::trie::SubTrie::default()),
             retained: RwLock::new(RetainedStore::default()),
             stats: HubStats::default(),
+            metrics: Metrics::default(),
             next_id: AtomicU64::new(1),
         }
     }
@@ -102,8 +114,11 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Routes a published message to every matching subscription.
-    pub(crate) fn route(&self, msg: &Arc<Message>) {
+    /// Routes a published message to every matching subscription. With [`OnFull::Wait`], the
+    /// QoS 1/2 deliveries that found a connected subscriber's queue full are returned (in
+    /// subscriber order) for the publisher to offer again when there is room.
+    pub(crate) fn route(&self, msg: &Arc<Message>, on_full: OnFull) -> Vec<Blocked> {
+        let mut blocked = Vec::new();
         inc(&self.stats.routed);
         let subs = self.subs.read();
         let mut matches: Vec<(u64, &SubEntry)> = Vec::new();
@@ -131,11 +146,18 @@ impl Hub {
                 continue;
             }
             let retain = retain_as_published && msg.retain;
-            self.deliver(&first.session, msg, qos, retain, false);
+            if let Some(d) = self.deliver(&first.session, msg, qos, retain, false, on_full) {
+                blocked.push(Blocked {
+                    session: first.session.clone(),
+                    delivery: d,
+                });
+            }
         }
+        blocked
     }
 
-    /// Decides `iot:Receive` for one subscriber and queues the delivery.
+    /// Decides `iot:Receive` for one subscriber and queues the delivery. Returns the delivery
+    /// when the queue is full and `on_full` says the caller waits (see [`Hub::route`]).
     pub(crate) fn deliver(
         &self,
         session: &SessionState,
@@ -143,7 +165,8 @@ impl Hub {
         sub_qos: QoS,
         retain: bool,
         dup: bool,
-    ) {
+        on_full: OnFull,
+    ) -> Option<Delivery> {
         let epoch = session.epoch();
         let policy = session.policy();
         if let Err(denied) = policy.authorize(Action::Receive { topic: &msg.topic }) {
@@ -155,7 +178,7 @@ impl Hub {
                 action: DeniedAction::Receive(msg.topic.to_string()),
                 reason: denied.reason().to_string(),
             });
-            return;
+            return None;
         }
         let d = Delivery {
             msg: msg.clone(),
@@ -164,14 +187,31 @@ impl Hub {
             dup,
             epoch,
         };
-        match session.enqueue(d, self.limits.max_queued_messages) {
+        self.offer(session, d, on_full)
+    }
+
+    /// Offers a decided delivery to `session`'s queue (again, after a backpressure wait).
+    pub(crate) fn offer(
+        &self,
+        session: &SessionState,
+        d: Delivery,
+        on_full: OnFull,
+    ) -> Option<Delivery> {
+        match session.enqueue(d, self.limits.max_queued_messages, on_full) {
             Enqueued::Queued => inc(&self.stats.deliveries),
-            Enqueued::DroppedOffline | Enqueued::DroppedFull(false) => {}
-            Enqueued::DroppedFull(true) => self.events.emit(BrokerEvent::QueueOverflow {
-                device_id: session.client_id.to_string(),
-                dropped_total: session.counters.messages_dropped.load(Ordering::Relaxed),
-            }),
+            Enqueued::DroppedOffline => self.metrics.dropped(metrics::Drop::Offline),
+            Enqueued::DroppedFull(starts) => {
+                self.metrics.dropped(metrics::Drop::QueueFull);
+                if starts {
+                    self.events.emit(BrokerEvent::QueueOverflow {
+                        device_id: session.client_id.to_string(),
+                        dropped_total: session.counters.messages_dropped.load(Ordering::Relaxed),
+                    });
+                }
+            }
+            Enqueued::Full(d) => return Some(d),
         }
+        None
     }
 
     /// Adds (or replaces) a subscription of `session`. Returns whether it existed before.
@@ -246,7 +286,7 @@ impl Hub {
             }
         });
         for m in &found {
-            self.deliver(session, m, qos, true, false);
+            self.deliver(session, m, qos, true, false, OnFull::Drop);
         }
     }
 
@@ -272,6 +312,34 @@ impl Hub {
         Ok(())
     }
 
+    /// Appends the Prometheus text exposition of the broker's metrics to `out`.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        let sessions: Vec<Arc<SessionState>> =
+            self.registry.lock().sessions.values().cloned().collect();
+        let queued_messages = sessions.iter().map(|s| s.lock().queued_total()).sum();
+        let (retained_messages, retained_bytes) = {
+            let r = self.retained.read();
+            (r.tree.len(), r.bytes)
+        };
+        let stats = self.stats();
+        let gauges = metrics::Gauges {
+            connected: stats.connected,
+            sessions: sessions.len(),
+            subscriptions: stats.subscriptions,
+            queued_messages,
+            retained_messages,
+            retained_bytes,
+            connections_rate_limited: stats.connections_rate_limited,
+            tls_handshake_failures: stats.tls_handshake_failures,
+            backpressure_waits: stats.backpressure_waits,
+            events_dropped: stats.events_dropped,
+            publish_rate: self.limits.publish_rate.map(|r| r.per_second),
+            connection_rate_per_ip: self.limits.connection_rate_per_ip.map(|r| r.per_second),
+            max_queued_messages: self.limits.max_queued_messages,
+        };
+        self.metrics.render(&gauges, out);
+    }
+
     pub(crate) fn stats(&self) -> BrokerStats {
         let sessions = self.registry.lock().sessions.len();
         BrokerStats {
@@ -284,6 +352,8 @@ impl Hub {
             events_dropped: self.events.dropped(),
             connections_rate_limited: self.stats.rate_limited_connections.load(Ordering::Relaxed),
             tls_handshake_failures: self.stats.tls_failures.load(Ordering::Relaxed),
+            backpressure_waits: self.stats.backpressure_waits.load(Ordering::Relaxed),
+            backpressure_timeouts: self.stats.backpressure_timeouts.load(Ordering::Relaxed),
         }
     }
 }

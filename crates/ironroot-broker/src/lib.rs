@@ -57,6 +57,7 @@ mod hub;
 mod identity;
 mod limits;
 mod message;
+mod metrics;
 pub mod policy;
 mod registry;
 mod retain;
@@ -66,7 +67,7 @@ pub mod topic;
 mod trie;
 
 pub use authz::{Action, Denied, DenyAll, PolicyProvider, SessionPolicy};
-pub use broker::{BrokerBuilder, BrokerHandle, PolicyScope, StartError};
+pub use broker::{BrokerBuilder, BrokerHandle, MetricsHandle, PolicyScope, StartError};
 pub use config::{BrokerConfig, Limits, RateLimit, danger};
 pub use counters::{BrokerStats, DeviceStats};
 pub use enforcement::EnforcementReport;

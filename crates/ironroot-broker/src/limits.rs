@@ -55,20 +55,24 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token, possibly going into debt; returns how long the caller must wait for
-    /// the token to be covered (zero when it was available). Debt is bounded by the callers'
-    /// own concurrency (each waiter holds one token of debt).
-    pub(crate) fn take_or_wait(&mut self, limit: &RateLimit, now: Instant) -> Duration {
+    /// How long until one token is available (zero when one is), without taking it.
+    pub(crate) fn wait_for_token(&mut self, limit: &RateLimit, now: Instant) -> Duration {
         self.refill(limit, now);
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 || limit.per_second <= 0.0 {
+        if self.tokens >= 1.0 || limit.per_second <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-self.tokens / limit.per_second)
+            Duration::from_secs_f64((1.0 - self.tokens) / limit.per_second)
         }
     }
 
-    fn is_full(&mut self, limit: &RateLimit, now: Instant) -> bool {
+    /// Takes one token after [`Self::wait_for_token`] said one is there. Goes into debt only
+    /// when several admitted packets race for the last token, bounded by the caller's window.
+    pub(crate) fn take(&mut self, limit: &RateLimit, now: Instant) {
+        self.refill(limit, now);
+        self.tokens -= 1.0;
+    }
+
+    pub(crate) fn is_full(&mut self, limit: &RateLimit, now: Instant) -> bool {
         self.refill(limit, now);
         self.tokens >= limit.burst
     }
@@ -149,15 +153,26 @@ mod tests {
     }
 
     #[test]
-    fn waiting_bucket_schedules_in_order() {
+    fn waiting_bucket_says_when_the_next_token_arrives() {
         let limit = RateLimit::new(10.0, 1.0);
         let t0 = Instant::now();
         let mut b = TokenBucket::new(&limit, t0);
-        assert_eq!(b.take_or_wait(&limit, t0), Duration::ZERO);
-        let w1 = b.take_or_wait(&limit, t0);
-        let w2 = b.take_or_wait(&limit, t0);
-        assert!((w1.as_secs_f64() - 0.1).abs() < 1e-9, "{w1:?}");
-        assert!((w2.as_secs_f64() - 0.2).abs() < 1e-9, "{w2:?}");
+        assert_eq!(b.wait_for_token(&limit, t0), Duration::ZERO);
+        assert_eq!(
+            b.wait_for_token(&limit, t0),
+            Duration::ZERO,
+            "asking takes nothing"
+        );
+        b.take(&limit, t0);
+        let w = b.wait_for_token(&limit, t0);
+        assert!((w.as_secs_f64() - 0.1).abs() < 1e-9, "{w:?}");
+        let half = t0 + Duration::from_millis(50);
+        let w = b.wait_for_token(&limit, half);
+        assert!((w.as_secs_f64() - 0.05).abs() < 1e-9, "{w:?}");
+        assert_eq!(
+            b.wait_for_token(&limit, t0 + Duration::from_millis(100)),
+            Duration::ZERO
+        );
     }
 
     #[test]

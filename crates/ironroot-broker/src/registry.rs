@@ -18,7 +18,7 @@ use crate::events::{
 use crate::hub::Hub;
 use crate::identity::{self, ClientIdError, DeviceIdentity, IdentityError};
 use crate::message::{Message, MessageProps};
-use crate::session::{Attached, ConnSignal, PendingWill, SessionState};
+use crate::session::{Attached, ConnSignal, OnFull, PendingWill, SessionState};
 use crate::topic;
 use ironroot_pki::Serial;
 
@@ -114,6 +114,7 @@ impl Hub {
         reason: RefusalReason,
         code: RefuseCode,
     ) -> RefuseCode {
+        self.metrics.refused(crate::metrics::Refusal::of(&reason));
         self.events.emit(BrokerEvent::ConnectRefused {
             client_id: req.client_id.clone(),
             certificate_cn: cn.map(str::to_string),
@@ -249,6 +250,7 @@ impl Hub {
         drop(reg);
 
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connected();
         inc(&counters.connections);
         counters.last.lock().connected_at = Some(SystemTime::now());
         if let Some((previous_source, previous_serial)) = takeover {
@@ -309,6 +311,8 @@ impl Hub {
         let mut inner = session.lock();
         let was_attached = inner.detach(conn_id, now);
         if was_attached {
+            // Publishers held by backpressure on this session stop waiting for its reader.
+            session.space.notify_waiters();
             self.stats.connected.fetch_sub(1, Ordering::Relaxed);
             if inner.expiry.is_zero() {
                 drop(inner);
@@ -389,7 +393,7 @@ impl Hub {
             device_id: session.client_id.to_string(),
             topic: msg.topic.to_string(),
         });
-        self.route(&msg);
+        self.route(&msg, OnFull::Drop);
     }
 
     /// Expires sessions, fires delayed wills, forgets idle source addresses. Called periodically.

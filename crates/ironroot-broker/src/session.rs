@@ -111,16 +111,45 @@ pub(crate) struct SessionInner {
     pub(crate) pending_will: Option<PendingWill>,
     /// The session ended (clean start of a new connection, expiry); it takes no subscriptions.
     pub(crate) discarded: bool,
+    /// Publishers waiting for room in the queue ([`OnFull::Wait`]).
+    waiters: usize,
 }
 
 /// Outcome of offering a message to a session queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Enqueued {
     Queued,
     /// Dropped: QoS 0 for a disconnected session (not queued by design).
     DroppedOffline,
     /// Dropped because the queue is full; `true` when this starts an overflow episode.
     DroppedFull(bool),
+    /// Not queued: the queue of this connected session is full and the caller may wait for
+    /// room ([`SessionState::space`]) and offer the delivery again (QoS 1/2 backpressure).
+    Full(Delivery),
+}
+
+/// Whether the caller of [`SessionState::enqueue`] can wait for room in a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFull {
+    /// Drop and count (QoS 0, retained messages on subscribe, wills).
+    Drop,
+    /// A new QoS 1/2 delivery: for a connected session whose queue is full — or that has
+    /// publishers waiting already, so newcomers do not overtake them — it is handed back as
+    /// [`Enqueued::Full`] and the session counts one more waiter (see [`Waiting`]).
+    Wait,
+    /// A waiter offering its delivery again after [`SessionState::space`] was signalled.
+    Retry,
+}
+
+/// One publisher waiting for room in a session's queue; dropping it (queued, gave up, or the
+/// connection ended) ends the wait.
+pub(crate) struct Waiting<'a>(&'a SessionState);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock();
+        inner.waiters = inner.waiters.saturating_sub(1);
+    }
 }
 
 /// One MQTT session.
@@ -133,6 +162,9 @@ pub(crate) struct SessionState {
     policy: RwLock<Arc<dyn SessionPolicy>>,
     epoch: AtomicU64,
     inner: Mutex<SessionInner>,
+    /// Signalled when the queue shrinks or the connection detaches: publishers held by
+    /// backpressure ([`Enqueued::Full`]) offer their delivery again.
+    pub(crate) space: tokio::sync::Notify,
 }
 
 impl SessionState {
@@ -149,6 +181,7 @@ impl SessionState {
             counters,
             policy: RwLock::new(policy),
             epoch: AtomicU64::new(0),
+            space: tokio::sync::Notify::new(),
             inner: Mutex::new(SessionInner {
                 queue: VecDeque::new(),
                 inflight: HashMap::new(),
@@ -162,6 +195,7 @@ impl SessionState {
                 identity,
                 pending_will: None,
                 discarded: false,
+                waiters: 0,
             }),
         }
     }
@@ -186,14 +220,23 @@ impl SessionState {
     }
 
     /// Offers a delivery; wakes the attached connection when the queue was empty.
-    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize) -> Enqueued {
+    pub(crate) fn enqueue(&self, d: Delivery, max_queued: usize, on_full: OnFull) -> Enqueued {
         let mut inner = self.inner.lock();
         if inner.attached.is_none() && d.qos == QoS::AtMostOnce {
             drop(inner);
             inc(&self.counters.messages_dropped);
             return Enqueued::DroppedOffline;
         }
-        if inner.queue.len() >= max_queued {
+        // Waiting publishers are served first: a newcomer finding them counts as full.
+        let full = inner.queue.len() >= max_queued
+            || (inner.waiters > 0 && on_full != OnFull::Retry && inner.attached.is_some());
+        if full && on_full != OnFull::Drop && d.qos != QoS::AtMostOnce && inner.attached.is_some() {
+            if on_full == OnFull::Wait {
+                inner.waiters += 1;
+            }
+            return Enqueued::Full(d);
+        }
+        if full {
             let starts = !inner.overflowing;
             inner.overflowing = true;
             drop(inner);
@@ -218,7 +261,17 @@ impl SessionState {
         }
         let n = max.min(inner.queue.len());
         out.extend(inner.queue.drain(..n));
+        drop(inner);
+        // One waiter per freed slot, oldest first (`Notify` queues its waiters in order).
+        for _ in 0..n {
+            self.space.notify_one();
+        }
         true
+    }
+
+    /// Registers the wait that an [`Enqueued::Full`] answer to [`OnFull::Wait`] started.
+    pub(crate) fn waiting(&self) -> Waiting<'_> {
+        Waiting(self)
     }
 
     /// Puts deliveries that could not be sent back at the front of the queue (after re-sends of
@@ -251,7 +304,8 @@ impl SessionState {
     }
 
     /// The client acknowledged `pid` on connection `conn_id` (PUBACK, or PUBCOMP for QoS 2).
-    pub(crate) fn ack_inflight(&self, conn_id: u64, pid: u16) {
+    /// Returns the QoS of the acknowledged delivery.
+    pub(crate) fn ack_inflight(&self, conn_id: u64, pid: u16) -> Option<QoS> {
         let mut inner = self.inner.lock();
         if inner.attached.as_ref().map(|a| a.conn_id) == Some(conn_id)
             && let Some(d) = inner.inflight.remove(&pid)
@@ -259,7 +313,9 @@ impl SessionState {
             drop(inner);
             inc(&self.counters.messages_out);
             add(&self.counters.bytes_out, d.msg.payload.len() as u64);
+            return Some(d.qos);
         }
+        None
     }
 
     #[cfg(test)]
@@ -311,6 +367,7 @@ mod tests {
     use super::*;
     use crate::authz::DenyAll;
     use ntex_bytes::{ByteString, Bytes};
+    use std::future::Future;
 
     fn session() -> SessionState {
         let id = DeviceIdentity::new("d", None, "127.0.0.1:1".parse().unwrap());
@@ -358,28 +415,74 @@ mod tests {
     }
 
     #[test]
+    fn full_queue_of_a_connected_session_hands_qos1_back_and_signals_room() {
+        let s = session();
+        let _signal = attach(&s, 7);
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, OnFull::Wait),
+            Enqueued::Queued
+        ));
+        let back = s.enqueue(delivery(QoS::AtLeastOnce, 2), 1, OnFull::Wait);
+        let Enqueued::Full(d) = back else {
+            panic!("expected the delivery back, got {back:?}")
+        };
+        let wait = s.waiting();
+        assert_eq!(d.msg.payload.as_ref(), &[2]);
+        assert!(
+            matches!(
+                s.enqueue(delivery(QoS::AtMostOnce, 3), 1, OnFull::Wait),
+                Enqueued::DroppedFull(true)
+            ),
+            "QoS 0 never waits"
+        );
+        assert_eq!(s.counters.messages_dropped.load(Ordering::Relaxed), 1);
+        let mut room = std::pin::pin!(s.space.notified());
+        room.as_mut().enable();
+        let mut out = Vec::new();
+        assert!(s.pop_batch(7, 10, &mut out));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(
+            room.as_mut().poll(&mut cx).is_ready(),
+            "popping signals room"
+        );
+        assert!(
+            matches!(
+                s.enqueue(delivery(QoS::AtLeastOnce, 4), 1, OnFull::Wait),
+                Enqueued::Full(_)
+            ),
+            "a newcomer does not overtake the waiter"
+        );
+        let late = s.waiting();
+        assert!(matches!(s.enqueue(d, 1, OnFull::Retry), Enqueued::Queued));
+        drop(wait);
+        drop(late);
+        assert_eq!(s.lock().waiters, 0);
+    }
+
+    #[test]
     fn offline_qos0_dropped_qos1_queued_and_bounded() {
         let s = session();
-        assert_eq!(
-            s.enqueue(delivery(QoS::AtMostOnce, 0), 2),
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtMostOnce, 0), 2, OnFull::Drop),
             Enqueued::DroppedOffline
-        );
-        assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce, 1), 2),
+        ));
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, OnFull::Drop),
             Enqueued::Queued
-        );
-        assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce, 2), 2),
+        ));
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, OnFull::Drop),
             Enqueued::Queued
-        );
-        assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce, 3), 2),
+        ));
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, OnFull::Drop),
             Enqueued::DroppedFull(true)
-        );
-        assert_eq!(
-            s.enqueue(delivery(QoS::AtLeastOnce, 4), 2),
+        ));
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtLeastOnce, 4), 2, OnFull::Drop),
             Enqueued::DroppedFull(false)
-        );
+        ));
         assert_eq!(s.counters.messages_dropped.load(Ordering::Relaxed), 3);
         assert_eq!(s.queued(), 2);
     }
@@ -389,7 +492,7 @@ mod tests {
         let s = session();
         attach(&s, 1);
         for n in 0..3 {
-            s.enqueue(delivery(QoS::AtLeastOnce, n), 10);
+            s.enqueue(delivery(QoS::AtLeastOnce, n), 10, OnFull::Drop);
         }
         let mut batch = vec![];
         assert!(s.pop_batch(1, 2, &mut batch));
@@ -415,7 +518,7 @@ mod tests {
     fn requeue_goes_after_resends() {
         let s = session();
         attach(&s, 1);
-        s.enqueue(delivery(QoS::AtLeastOnce, 0), 10);
+        s.enqueue(delivery(QoS::AtLeastOnce, 0), 10, OnFull::Drop);
         let mut b = vec![];
         s.pop_batch(1, 1, &mut b);
         s.begin_inflight(1, &b[0]);

@@ -92,8 +92,12 @@ impl<F: Filter, St> Service<St, Io<F>> for TlsGate {
             io.terminate();
             return Err(MqttError::Service(ConnError::Transport));
         }
+        let started = Instant::now();
         match ctx.call(&self.acceptor, io).await {
-            Ok(io) => Ok(io),
+            Ok(io) => {
+                self.hub.metrics.handshake(started.elapsed());
+                Ok(io)
+            }
             Err(e) => {
                 inc(&self.hub.stats.tls_failures);
                 if let Some(source) = source {

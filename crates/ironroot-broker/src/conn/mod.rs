@@ -5,11 +5,12 @@
 //! ntex `Session` (`Rc`, not `Send`); everything other threads need is in the `Arc`ed
 //! [`SessionState`] and [`ConnSignal`].
 
+mod gate;
 pub(crate) mod listener;
 pub(crate) mod v3;
 pub(crate) mod v5;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::num::NonZeroU16;
 use std::pin::Pin;
@@ -22,16 +23,16 @@ use ntex_mqtt::QoS;
 use ntex_util::future::{Either, select};
 
 use crate::authz::{Action, Denied};
-use crate::config::RateLimit;
 use crate::counters::{add, inc};
 use crate::events::{BrokerEvent, DeniedAction, DisconnectCause, KickReason};
-use crate::hub::{Hub, RetainError, SubscribeError};
+use crate::hub::{Blocked, Hub, SubscribeError};
 use crate::identity::DeviceIdentity;
-use crate::limits::TokenBucket;
 use crate::message::{Delivery, Message, MessageProps};
+use crate::metrics;
 use crate::registry::{Accepted, Will};
-use crate::session::{ConnSignal, SessionState, SubOptions};
+use crate::session::{ConnSignal, OnFull, SessionState, SubOptions};
 use crate::topic;
+use gate::{Admitted, InboundGate};
 
 /// Errors of the per-connection ntex services. Each one ends the connection; the control
 /// service turns it into a v5 DISCONNECT reason code.
@@ -43,6 +44,10 @@ pub(crate) enum ConnError {
     /// The retained-message store is full and the protocol has no way to say so.
     #[error("retained message quota exceeded")]
     RetainQuota,
+    /// A subscriber's queue stayed full past the backpressure timeout and the protocol (3.1.1)
+    /// cannot refuse the PUBLISH: closing without PUBACK makes the client send it again.
+    #[error("subscriber queue full past the backpressure timeout")]
+    SubscriberStalled,
     /// The payload of a PUBLISH could not be read.
     #[error("publish payload could not be read")]
     Payload,
@@ -56,6 +61,15 @@ impl TryFrom<ConnError> for ntex_mqtt::v5::PublishAck {
     fn try_from(e: ConnError) -> Result<Self, ConnError> {
         Err(e)
     }
+}
+
+/// Why an authorized PUBLISH was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// The retained-message store is full.
+    RetainQuota,
+    /// A subscriber's queue stayed full for `backpressure_timeout`.
+    SubscriberStalled,
 }
 
 /// Why a subscription was refused.
@@ -87,19 +101,16 @@ pub(crate) struct ConnCore {
     pub(crate) identity: DeviceIdentity,
     pub(crate) will: RefCell<Option<Will>>,
     cause: RefCell<Option<DisconnectCause>>,
-    bucket: RefCell<Option<TokenBucket>>,
-    rate_limit: Option<RateLimit>,
-    throttled: Cell<bool>,
+    /// Window, rate and order of inbound PUBLISH packets.
+    gate: InboundGate,
     /// The client's maximum packet size (MQTT 5 CONNECT property).
     pub(crate) max_outbound_packet: Option<u32>,
 }
 
 impl ConnCore {
     pub(crate) fn new(hub: Arc<Hub>, a: Accepted, max_outbound_packet: Option<u32>) -> Self {
-        let rate_limit = hub.limits.publish_rate;
         ConnCore {
-            bucket: RefCell::new(rate_limit.map(|l| TokenBucket::new(&l, Instant::now()))),
-            rate_limit,
+            gate: InboundGate::new(hub.limits.inflight_window, hub.limits.publish_rate),
             hub,
             session: a.session,
             conn_id: a.conn_id,
@@ -107,7 +118,6 @@ impl ConnCore {
             identity: a.identity,
             will: RefCell::new(a.will),
             cause: RefCell::new(None),
-            throttled: Cell::new(false),
             max_outbound_packet,
         }
     }
@@ -149,52 +159,22 @@ impl ConnCore {
         Ok(())
     }
 
-    /// MQTT 3.1.1 rate limit: wait until the connection's bucket covers this PUBLISH. Waiting in
-    /// the publish service stops ntex from reading further packets once its in-flight limit is
-    /// reached, so an over-eager client is slowed down by TCP back-pressure and loses nothing.
-    pub(crate) async fn throttle(&self) {
-        let Some(limit) = self.rate_limit else {
-            return;
-        };
-        let wait = self
-            .bucket
-            .borrow_mut()
-            .as_mut()
-            .map_or(std::time::Duration::ZERO, |b| {
-                b.take_or_wait(&limit, Instant::now())
-            });
-        if wait.is_zero() {
-            self.throttled.set(false);
-            return;
-        }
-        self.note_rate_exceeded();
-        ntex_util::time::sleep(wait).await;
+    /// Waits until this connection may take another PUBLISH (see [`gate`]): the publish
+    /// services of both protocols call it in `ready`, so ntex stops reading the socket.
+    pub(crate) async fn publish_ready(&self) {
+        self.gate
+            .ready(|| {
+                self.hub.metrics.throttled();
+                self.hub.events.emit(BrokerEvent::PublishRateExceeded {
+                    device_id: self.device_id().to_string(),
+                })
+            })
+            .await;
     }
 
-    /// MQTT 5 rate limit: `false` when this PUBLISH exceeds the rate (answered with `0x97`).
-    pub(crate) fn rate_admits(&self) -> bool {
-        let Some(limit) = self.rate_limit else {
-            return true;
-        };
-        let ok = self
-            .bucket
-            .borrow_mut()
-            .as_mut()
-            .is_none_or(|b| b.try_take(&limit, Instant::now()));
-        if ok {
-            self.throttled.set(false);
-        } else {
-            self.note_rate_exceeded();
-        }
-        ok
-    }
-
-    fn note_rate_exceeded(&self) {
-        if !self.throttled.replace(true) {
-            self.hub.events.emit(BrokerEvent::PublishRateExceeded {
-                device_id: self.device_id().to_string(),
-            });
-        }
+    /// Admits one PUBLISH after [`Self::publish_ready`].
+    pub(crate) fn begin_publish(&self) -> Admitted<'_> {
+        self.gate.admit()
     }
 
     /// Has this (QoS 2) packet id been routed already, on a previous connection of the session?
@@ -202,10 +182,21 @@ impl ConnCore {
         pid.is_some_and(|p| self.session.lock().qos2_in.contains(&p.get()))
     }
 
-    /// Accepts an authorized PUBLISH: counts it, stores it when retained, routes it.
-    pub(crate) fn accept_publish(&self, p: Inbound) -> Result<(), RetainError> {
+    /// Accepts an authorized PUBLISH in its turn: counts it, stores it when retained, routes
+    /// it. A QoS 1/2 message is queued for every connected matching subscriber before this
+    /// returns (and the protocol layer acknowledges it): when a subscriber's queue is full the
+    /// publisher waits for room, up to `backpressure_timeout`; past it the message is dropped
+    /// for that subscriber, counted, and the publisher is told (v5 `0x97`; v3 has no negative
+    /// acknowledgment, so its connection closes): a successful PUBACK always means queued.
+    pub(crate) async fn accept_publish(
+        &self,
+        admitted: &Admitted<'_>,
+        p: Inbound,
+    ) -> Result<(), AcceptError> {
+        admitted.my_turn().await;
         let counters = &self.session.counters;
         inc(&counters.messages_in);
+        self.hub.metrics.message_in(p.qos);
         add(&counters.bytes_in, p.payload.len() as u64);
         let msg = Arc::new(Message {
             topic: p.topic,
@@ -219,15 +210,57 @@ impl ConnCore {
                 .map(|s| Instant::now() + std::time::Duration::from_secs(s.into())),
         });
         if p.retain {
-            self.hub.store_retained(&msg)?;
+            self.hub
+                .store_retained(&msg)
+                .map_err(|_| AcceptError::RetainQuota)?;
         }
         if p.qos == QoS::ExactlyOnce
             && let Some(pid) = p.pid
         {
             self.session.lock().qos2_in.insert(pid.get());
         }
-        self.hub.route(&msg);
-        Ok(())
+        let on_full = if p.qos == QoS::AtMostOnce {
+            OnFull::Drop
+        } else {
+            OnFull::Wait
+        };
+        let mut all_queued = true;
+        for blocked in self.hub.route(&msg, on_full) {
+            all_queued &= self.wait_for_room(blocked).await;
+        }
+        if all_queued {
+            Ok(())
+        } else {
+            Err(AcceptError::SubscriberStalled)
+        }
+    }
+
+    /// Offers a blocked delivery again each time its subscriber's queue shrinks, until it is
+    /// queued, the subscriber disconnects (then the offline rules apply) or the timeout passes
+    /// (`false`: the message is dropped for that subscriber, counted).
+    async fn wait_for_room(&self, blocked: Blocked) -> bool {
+        let Blocked {
+            session,
+            mut delivery,
+        } = blocked;
+        let _waiting = session.waiting();
+        inc(&self.hub.stats.backpressure_waits);
+        let deadline = Instant::now() + self.hub.limits.backpressure_timeout;
+        loop {
+            let mut room = std::pin::pin!(session.space.notified());
+            room.as_mut().enable();
+            match self.hub.offer(&session, delivery, OnFull::Retry) {
+                None => return true,
+                Some(d) => delivery = d,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || ntex_util::time::timeout(left, room).await.is_err() {
+                inc(&self.hub.stats.backpressure_timeouts);
+                inc(&session.counters.messages_dropped);
+                self.hub.metrics.dropped(metrics::Drop::BackpressureTimeout);
+                return false;
+            }
+        }
     }
 
     /// PUBREL: the client released a QoS 2 packet id.
@@ -350,7 +383,7 @@ pub(crate) async fn delivery_loop<O: Outbound>(
 /// Sends one delivery; `false` when the connection can no longer take it.
 async fn send_one<O: Outbound>(
     out: &O,
-    hub: &Hub,
+    hub: &Arc<Hub>,
     session: &Arc<SessionState>,
     conn_id: u64,
     d: Delivery,
@@ -359,6 +392,7 @@ async fn send_one<O: Outbound>(
     let counters = &session.counters;
     if d.msg.is_expired(now) || !out.fits(&d) {
         inc(&counters.messages_dropped);
+        hub.metrics.dropped(metrics::Drop::ExpiredOrTooLarge);
         return true;
     }
     if d.epoch != session.epoch()
@@ -379,6 +413,7 @@ async fn send_one<O: Outbound>(
     match d.qos {
         QoS::AtMostOnce => {
             if out.send(&d, None, now) {
+                hub.metrics.message_out(QoS::AtMostOnce);
                 inc(&counters.messages_out);
                 add(&counters.bytes_out, d.msg.payload.len() as u64);
             }
@@ -401,14 +436,15 @@ async fn send_one<O: Outbound>(
             let session = session.clone();
             match first {
                 Poll::Ready(done) => {
-                    if done {
-                        session.ack_inflight(conn_id, pid.get());
+                    if done && session.ack_inflight(conn_id, pid.get()).is_some() {
+                        hub.metrics.message_out(QoS::ExactlyOnce);
                     }
                 }
                 Poll::Pending => {
+                    let hub = hub.clone();
                     ntex_rt::spawn(async move {
-                        if fut.await {
-                            session.ack_inflight(conn_id, pid.get());
+                        if fut.await && session.ack_inflight(conn_id, pid.get()).is_some() {
+                            hub.metrics.message_out(QoS::ExactlyOnce);
                         }
                     });
                 }

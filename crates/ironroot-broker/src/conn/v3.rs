@@ -7,7 +7,8 @@
 //! - SUBSCRIBE: return code `0x80` (failure) for the refused filter; the others are granted;
 //! - PUBLISH (and retained PUBLISH) denied: the connection is closed, as [MQTT-3.3.5-2] allows —
 //!   acknowledging and dropping would tell a QoS 1/2 sender its message was delivered;
-//! - over the PUBLISH rate: the connection is throttled (reading pauses), nothing is lost.
+//! - over the PUBLISH rate or the inflight window: the connection is throttled (reading
+//!   pauses), nothing is lost.
 
 use std::convert::Infallible;
 use std::num::NonZeroU16;
@@ -22,7 +23,7 @@ use ntex_service::{Ctx, Middleware, Service, ServiceFactory};
 use ntex_util::time::Seconds;
 
 use super::listener::{credential, peer_addr};
-use super::{ConnCore, ConnError, Inbound, Outbound, delivery_loop};
+use super::{AcceptError, ConnCore, ConnError, Inbound, Outbound, delivery_loop};
 use crate::events::{DisconnectCause, KickReason, Protocol};
 use crate::hub::Hub;
 use crate::message::Delivery;
@@ -103,9 +104,10 @@ impl ServiceFactory<Session, v3::Publish> for PublishFactory {
         let sink = s.sink().clone();
         let session = s.session.clone();
         let conn_id = s.conn_id;
+        let hub = s.hub.clone();
         sink.publish_ack_cb(move |pid, disconnected| {
-            if !disconnected {
-                session.ack_inflight(conn_id, pid.get());
+            if !disconnected && let Some(q) = session.ack_inflight(conn_id, pid.get()) {
+                hub.metrics.message_out(q);
             }
         });
         ntex_rt::spawn(delivery_loop(
@@ -127,9 +129,14 @@ impl Service<Session, v3::Publish> for PublishService {
     type Res = ();
     type Error = ConnError;
 
+    async fn ready(&self, ctx: Ctx<'_, Self, Session>) -> Result<(), ConnError> {
+        ctx.st().publish_ready().await;
+        Ok(())
+    }
+
     async fn call(&self, p: v3::Publish, ctx: Ctx<'_, Self, Session>) -> Result<(), ConnError> {
         let core: &ConnCore = ctx.st();
-        core.throttle().await;
+        let admitted = core.begin_publish();
         let topic = p.packet().topic.clone();
         if core.authorize_publish(&topic, p.retain()).is_err() {
             core.set_cause(DisconnectCause::PublishDenied);
@@ -148,12 +155,22 @@ impl Service<Session, v3::Publish> for PublishService {
             props: None,
             expiry_secs: None,
         };
-        core.accept_publish(inbound).map_err(|_| {
-            core.set_cause(DisconnectCause::ProtocolError(
-                "retained message quota exceeded".into(),
-            ));
-            ConnError::RetainQuota
-        })
+        core.accept_publish(&admitted, inbound)
+            .await
+            .map_err(|e| match e {
+                AcceptError::RetainQuota => {
+                    core.set_cause(DisconnectCause::ProtocolError(
+                        "retained message quota exceeded".into(),
+                    ));
+                    ConnError::RetainQuota
+                }
+                AcceptError::SubscriberStalled => {
+                    core.set_cause(DisconnectCause::ProtocolError(
+                        "subscriber queue full past the backpressure timeout".into(),
+                    ));
+                    ConnError::SubscriberStalled
+                }
+            })
     }
 }
 

@@ -7,7 +7,8 @@
 //! | will topic malformed | CONNACK `0x90` Topic Name invalid |
 //! | enhanced authentication requested | CONNACK `0x8C` Bad authentication method |
 //! | `iot:Publish` / `iot:RetainPublish` denied | PUBACK/PUBREC `0x87`; QoS 0 dropped and counted |
-//! | over the PUBLISH rate, retained store full | PUBACK/PUBREC `0x97` Quota exceeded |
+//! | retained store full | PUBACK/PUBREC `0x97` Quota exceeded |
+//! | over the PUBLISH rate or the receive maximum | reading pauses (TCP backpressure), nothing lost |
 //! | `iot:Subscribe` denied | SUBACK `0x87` |
 //! | filter malformed / shared subscription / too many | SUBACK `0x8F` / `0x9E` / `0x97` |
 //! | kicked: operator / revoked, quarantined, policy / takeover / shutdown | DISCONNECT `0x98` / `0x87` / `0x8E` / `0x8B` |
@@ -139,9 +140,10 @@ impl ServiceFactory<Session, v5::Publish> for PublishFactory {
         let sink = s.sink().clone();
         let session = s.session.clone();
         let conn_id = s.conn_id;
+        let hub = s.hub.clone();
         sink.publish_ack_cb(move |ack, disconnected| {
-            if !disconnected {
-                session.ack_inflight(conn_id, ack.packet_id.get());
+            if !disconnected && let Some(q) = session.ack_inflight(conn_id, ack.packet_id.get()) {
+                hub.metrics.message_out(q);
             }
         });
         let out = V5Out {
@@ -167,15 +169,18 @@ impl Service<Session, v5::Publish> for PublishService {
     type Res = v5::PublishAck;
     type Error = ConnError;
 
+    async fn ready(&self, ctx: Ctx<'_, Self, Session>) -> Result<(), ConnError> {
+        ctx.st().publish_ready().await;
+        Ok(())
+    }
+
     async fn call(
         &self,
         p: v5::Publish,
         ctx: Ctx<'_, Self, Session>,
     ) -> Result<v5::PublishAck, ConnError> {
         let core: &ConnCore = ctx.st();
-        if !core.rate_admits() {
-            return Ok(p.ack().reason_code(PublishAckReason::QuotaExceeded));
-        }
+        let admitted = core.begin_publish();
         let pkt = p.packet();
         let topic = pkt.topic.clone();
         let retain = pkt.retain;
@@ -206,7 +211,7 @@ impl Service<Session, v5::Publish> for PublishService {
             props,
             expiry_secs: expiry,
         };
-        match core.accept_publish(inbound) {
+        match core.accept_publish(&admitted, inbound).await {
             Ok(()) => Ok(p.ack()),
             Err(_) => Ok(p.ack().reason_code(PublishAckReason::QuotaExceeded)),
         }

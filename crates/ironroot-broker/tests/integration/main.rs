@@ -9,6 +9,7 @@ mod allowed;
 mod conformance;
 mod enforcement;
 mod limits;
+mod overload;
 mod raw;
 mod refusals;
 mod tls;
