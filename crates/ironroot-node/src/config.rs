@@ -94,8 +94,13 @@ pub struct MqttLimits {
     pub max_packet_size: u32,
     /// Unacknowledged QoS 1/2 messages in flight per connection and direction.
     pub inflight_window: u16,
-    /// Messages queued for one session before new ones are dropped.
+    /// Messages queued for one session (a QoS 1/2 publisher waits for room in a connected
+    /// subscriber's full queue; QoS 0 and offline sessions drop).
     pub max_queued_messages: usize,
+    /// How long a QoS 1/2 publisher waits for room before the message is dropped for that
+    /// subscriber.
+    #[serde(with = "humantime_serde")]
+    pub backpressure_timeout: Duration,
     /// Subscriptions one session may hold.
     pub max_subscriptions: usize,
     /// Longest keep-alive granted, in seconds.
@@ -178,6 +183,7 @@ impl From<&ironroot_broker::Limits> for MqttLimits {
             max_packet_size: l.max_packet_size,
             inflight_window: l.inflight_window,
             max_queued_messages: l.max_queued_messages,
+            backpressure_timeout: l.backpressure_timeout,
             max_subscriptions: l.max_subscriptions,
             max_keepalive_secs: l.max_keepalive_secs,
             tls_handshake_timeout: l.tls_handshake_timeout,
@@ -202,6 +208,7 @@ impl MqttLimits {
         l.max_packet_size = self.max_packet_size;
         l.inflight_window = self.inflight_window;
         l.max_queued_messages = self.max_queued_messages;
+        l.backpressure_timeout = self.backpressure_timeout;
         l.max_subscriptions = self.max_subscriptions;
         l.max_keepalive_secs = self.max_keepalive_secs;
         l.tls_handshake_timeout = self.tls_handshake_timeout;

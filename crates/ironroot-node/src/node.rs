@@ -143,6 +143,7 @@ impl Node {
             }
         }));
         let plane = MqttPlane::start(opts).await?;
+        server.set_metrics_source(Arc::new(BrokerMetrics(plane.broker().metrics_handle())));
         // First use of a rotated-to certificate on MQTT retires the previous one. Ends when the
         // plane (holding the sender) is gone.
         let hook = server.certificate_use();
@@ -198,5 +199,15 @@ impl Node {
         let _ = self.first_use.await;
         let _ = std::fs::remove_file(&self.mqtt_addr_file);
         self.server.shutdown().await;
+    }
+}
+
+/// The broker's metrics on the server's `/metrics`.
+#[derive(Debug)]
+struct BrokerMetrics(ironroot_broker::MetricsHandle);
+
+impl ironroot_server::MetricsSource for BrokerMetrics {
+    fn render(&self, out: &mut String) {
+        self.0.render(out);
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     pub rotations: Rotations,
     /// Batches claim-token redemptions into shared durable commits.
     pub claims: ironroot_store::GroupCommitter,
+    /// What `/metrics` renders beyond the server's own line (a node's broker), set once.
+    pub metrics: std::sync::OnceLock<std::sync::Arc<dyn crate::MetricsSource>>,
 }
 
 pub(crate) type Shared = Arc<AppState>;

@@ -27,6 +27,7 @@ mod est;
 pub mod fuzzing;
 pub mod identity;
 pub mod limits;
+mod metrics;
 pub mod operator;
 pub mod pkcs7;
 mod rotation;
@@ -36,6 +37,7 @@ pub mod tls;
 
 pub use config::{EnrollmentRules, Limits, ServerConfig};
 pub use error::{ApiError, OperatorError, StartError};
+pub use metrics::MetricsSource;
 pub use server::{
     ADMIN_TOKEN_FILE, CertificateUse, SERVER_URL_FILE, Server, ServerHandle,
     load_or_create_admin_token, run, wait_for_signal,

@@ -347,6 +347,21 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             }),
         ),
         get(
+            "/metrics",
+            crate::metrics::metrics,
+            json!({
+                "summary": "Node metrics in the Prometheus text format (0.0.4): MQTT connections, connects, refusals by reason, messages by QoS, drops by reason, queue depths, backpressure, configured rates, TLS handshake latency",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "responses": {
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}
+                    },
+                    "401": {"description": "not an operator"}
+                }
+            }),
+        ),
+        get(
             "/api/openapi.json",
             openapi,
             json!({

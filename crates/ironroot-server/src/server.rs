@@ -115,6 +115,12 @@ impl ServerHandle {
         CertificateUse(self.state.clone())
     }
 
+    /// Attaches what `/metrics` exposes besides the server's own line (a node's MQTT broker).
+    /// Only the first call takes effect; `false` when a source was attached already.
+    pub fn set_metrics_source(&self, source: Arc<dyn crate::MetricsSource>) -> bool {
+        self.state.metrics.set(source).is_ok()
+    }
+
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -328,6 +334,7 @@ impl Server {
             ca_certs,
             rotations,
             claims: claims_committer,
+            metrics: std::sync::OnceLock::new(),
         });
         let _ = audit
             .record(

@@ -3,6 +3,7 @@
 
 mod harness;
 mod limits;
+mod metrics;
 mod one_follower;
 mod revocation;
 mod tls_policy;
