@@ -25,7 +25,9 @@ proptest! {
 
     #[test]
     fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
-        let _ = SignatureBlock::parse(&bytes);
+        if let Ok(block) = SignatureBlock::parse(&bytes) {
+            prop_assert_eq!(SignatureBlock::parse(&block.to_bytes()).unwrap(), block);
+        }
         let _ = SignatureSector::parse(&bytes);
         let _ = verify_signed_image(&bytes, &[]);
     }
