@@ -105,3 +105,35 @@ fn tampering_is_refused_by_both_ecdsa256() {
 fn tampering_is_refused_by_both_ecdsa384() {
     tampering_is_refused_by_both(Scheme::EcdsaP384);
 }
+
+/// An RSA block whose Montgomery constants (`rinv`, `m'`) do not belong to its modulus is
+/// refused even when the digest of that (altered) key field is trusted: the ROM would compute
+/// with the wrong constants. The unaltered block verifies on the same path.
+#[test]
+fn rsa_block_with_foreign_montgomery_constants_is_refused() {
+    use ironroot_esp::{BlockSigner, SignatureBlock};
+
+    let key = SigningKey::generate(Scheme::Rsa3072).unwrap();
+    let good = sign_image(&data(5_000, 9), &[&key], false).unwrap().bytes;
+    let body = good.len() - SECTOR_SIZE;
+    assert!(verify_signed_image(&good, &[key.public_key().digest()]).is_ok());
+
+    // Offsets in the block: m' at 808..812, rinv at 424..808.
+    for (what, at) in [("m'", 808), ("rinv", 500)] {
+        let mut bad = good.clone();
+        bad[body + at] ^= 0x02;
+        fix_crc(&mut bad[body..body + 1216]);
+        let altered = SignatureBlock::parse(&bad[body..])
+            .unwrap()
+            .public_key()
+            .digest();
+        assert_eq!(
+            verify_signed_image(&bad, &[altered]),
+            Err(VerifyError::BadKey {
+                block: 0,
+                scheme: Scheme::Rsa3072
+            }),
+            "{what}"
+        );
+    }
+}
