@@ -24,8 +24,10 @@ use crate::key::write_le;
 pub trait BlockSigner {
     /// The public key (block form) whose digest the device's eFuse must hold.
     fn public_key(&self) -> EspPublicKey;
-    /// Signs `digest` (SHA-256, or SHA-384 for P-384); returns the block's signature field.
-    fn sign_digest(&self, digest: &ImageDigest) -> Result<Vec<u8>, SignError>;
+    /// Signs the image `body`, whose digest (SHA-256, or SHA-384 for P-384) is `digest`;
+    /// returns the block's signature field. Signers that hash themselves (an HSM's
+    /// hash-and-sign mechanism) use `body`, the others `digest`.
+    fn sign(&self, body: &[u8], digest: &ImageDigest) -> Result<Vec<u8>, SignError>;
 }
 
 /// A private signing key read from PEM: RSA-3072 (PKCS#1 or PKCS#8) or ECDSA P-192, P-256,
@@ -132,7 +134,7 @@ impl BlockSigner for SigningKey {
         }
     }
 
-    fn sign_digest(&self, digest: &ImageDigest) -> Result<Vec<u8>, SignError> {
+    fn sign(&self, _body: &[u8], digest: &ImageDigest) -> Result<Vec<u8>, SignError> {
         let scheme = self.scheme();
         let z = digest.as_bytes();
         let mut ad = [0u8; 32];
@@ -191,12 +193,32 @@ impl BlockSigner for ExternalSignature {
         self.key.clone()
     }
 
-    fn sign_digest(&self, _digest: &ImageDigest) -> Result<Vec<u8>, SignError> {
+    fn sign(&self, _body: &[u8], _digest: &ImageDigest) -> Result<Vec<u8>, SignError> {
         Ok(self.field.clone())
     }
 }
 
 impl EspPublicKey {
+    /// An ECDSA public key from an uncompressed SEC1 point (`04 || X || Y`; the curve follows
+    /// from the length: 49 bytes P-192, 65 P-256, 97 P-384) — what a PKCS#11 token reports.
+    pub fn from_sec1(point: &[u8]) -> Result<Self, KeyError> {
+        let bad = KeyError::Malformed("not a point on the curve its length implies");
+        match point.len() {
+            49 => VerifyingKey::<p192::NistP192>::from_sec1_bytes(point)
+                .map(|k| EspPublicKey::from_ecdsa(Scheme::EcdsaP192, &k)),
+            65 => VerifyingKey::<p256::NistP256>::from_sec1_bytes(point)
+                .map(|k| EspPublicKey::from_ecdsa(Scheme::EcdsaP256, &k)),
+            97 => VerifyingKey::<p384::NistP384>::from_sec1_bytes(point)
+                .map(|k| EspPublicKey::from_ecdsa(Scheme::EcdsaP384, &k)),
+            _ => {
+                return Err(KeyError::Unsupported {
+                    what: "SEC1 point of another length",
+                });
+            }
+        }
+        .map_err(|_| bad)
+    }
+
     /// The public key of a PEM file holding a public key (SPKI) or any private key that
     /// [`SigningKey::from_pem`] reads — espsecure's `--keyfile` for verification and digests.
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
@@ -281,7 +303,7 @@ pub fn sign_image(
     for (index, signer) in signers.iter().enumerate() {
         let key = signer.public_key();
         let digest = ImageDigest::of(key.scheme(), &body);
-        let field = signer.sign_digest(&digest)?;
+        let field = signer.sign(&body, &digest)?;
         if field.len() != key.scheme().sig_len()
             || key.verify_field(digest.as_bytes(), &field).is_err()
         {

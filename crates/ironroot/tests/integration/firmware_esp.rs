@@ -345,3 +345,144 @@ fn several_keys_append_and_external_signatures() {
         "--version 1",
     );
 }
+
+/// The signing key lives in a PKCS#11 token (SoftHSM2): ironroot signs through it, espsecure
+/// verifies with the matching key file; a wrong PIN signs nothing.
+#[test]
+fn pkcs11_key_signs_blocks_espsecure_verifies() {
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    assert!(
+        Path::new(MODULE).exists(),
+        "{MODULE} is missing; run `bash .ci/run` once (installs softhsm2)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tokens = d.join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = d.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let softhsm = |args: &[&str]| {
+        ok(
+            ironroot_testkit::run(
+                Command::new(ironroot_testkit::tool("softhsm2-util"))
+                    .env("SOFTHSM2_CONF", &conf)
+                    .args(args),
+            ),
+            "softhsm2-util",
+        )
+    };
+    softhsm(&[
+        "--init-token",
+        "--free",
+        "--label",
+        "esp",
+        "--so-pin",
+        "12345678",
+        "--pin",
+        "24681357",
+    ]);
+    // An espsecure key, moved into the token as PKCS#8 (the token keeps it from then on).
+    let key = d.join("k.pem");
+    ok(
+        espsecure(&[
+            "generate-signing-key",
+            "--version",
+            "2",
+            "--scheme",
+            "ecdsa256",
+            p(&key),
+        ]),
+        "keygen",
+    );
+    let pk8 = d.join("k.p8");
+    ok(
+        ironroot_testkit::run(Command::new("openssl").args([
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            p(&key),
+            "-out",
+            p(&pk8),
+        ])),
+        "openssl pkcs8",
+    );
+    softhsm(&[
+        "--import",
+        p(&pk8),
+        "--token",
+        "esp",
+        "--label",
+        "fw",
+        "--id",
+        "01",
+        "--pin",
+        "24681357",
+    ]);
+    let pin = d.join("pin");
+    std::fs::write(&pin, "24681357\n").unwrap();
+
+    let app = write(d, "app.bin", 12_345);
+    let signed = d.join("signed.bin");
+    let hsm = |pin_file: &Path| {
+        ironroot_testkit::run(
+            Command::new(env!("CARGO_BIN_EXE_ironroot"))
+                .env("SOFTHSM2_CONF", &conf)
+                .env_remove("IRONROOT_PKCS11_PIN")
+                .args([
+                    "firmware",
+                    "esp",
+                    "sign-data",
+                    "--version",
+                    "2",
+                    "--pkcs11-module",
+                    MODULE,
+                ])
+                .args([
+                    "--pkcs11-token",
+                    "esp",
+                    "--pkcs11-key",
+                    "fw",
+                    "--pkcs11-pin-file",
+                    p(pin_file),
+                ])
+                .args(["--output", p(&signed), p(&app)]),
+        )
+    };
+    ok(hsm(&pin), "sign-data with the PKCS#11 key");
+    ok(
+        espsecure(&[
+            "verify-signature",
+            "--version",
+            "2",
+            "--keyfile",
+            p(&key),
+            p(&signed),
+        ]),
+        "espsecure on the HSM block",
+    );
+    ok(
+        ironroot(&[
+            "verify-signature",
+            "--version",
+            "2",
+            "--keyfile",
+            p(&key),
+            p(&signed),
+        ]),
+        "ironroot on the HSM block",
+    );
+
+    std::fs::remove_file(&signed).unwrap();
+    let wrong = d.join("wrong-pin");
+    std::fs::write(&wrong, "11111111\n").unwrap();
+    refused(hsm(&wrong), "sign-data with a wrong PIN");
+    assert!(!signed.exists(), "nothing written after a failed login");
+}

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, Args, Subcommand};
 use ironroot_esp::{
-    BlockSigner, EspPublicKey, ExternalSignature, SigningKey, sign_image, sign_image_external,
-    verify_signed_image,
+    BlockSigner, EspPublicKey, ExternalSignature, ImageDigest, SignError, SigningKey, sign_image,
+    sign_image_external, verify_signed_image,
 };
+use ironroot_pki::{CaSigner, Pin, Pkcs11KeyRef, Pkcs11Signer};
 
 /// ESP32 Secure Boot v2: append signature blocks, check them, compute eFuse key digests.
 #[derive(Debug, Args)]
@@ -22,6 +23,8 @@ use ironroot_esp::{
     ironroot firmware esp sign-data --version 2 --keyfile signing.pem --output app.signed.bin app.bin\n  \
     ironroot firmware esp verify-signature --version 2 --keyfile signing.pem app.signed.bin\n  \
     ironroot firmware esp digest-sbv2-public-key --keyfile signing.pem --output digest.bin\n\
+    With the key in an HSM (ECDSA P-256): sign-data --version 2 --pkcs11-module M \
+    --pkcs11-token T --pkcs11-key L [--pkcs11-pin-file F] app.bin\n\
     Burn digest.bin into an eFuse key-digest slot (espefuse burn-key ... SECURE_BOOT_DIGEST0)."
 )]
 pub struct EspArgs {
@@ -63,6 +66,19 @@ struct SignDataArgs {
     /// (SHA-256, salt 32) raw, ECDSA DER (SHA-384 for P-384).
     #[arg(long, value_name = "SIG", num_args = 1.., action = ArgAction::Append)]
     signature: Vec<PathBuf>,
+    /// Sign with an ECDSA P-256 key held in this PKCS#11 module (an HSM; e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so) instead of a key file.
+    #[arg(long, value_name = "MODULE", requires_all = ["pkcs11_token", "pkcs11_key"])]
+    pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// Label of the key pair on the token.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pkcs11_key: Option<String>,
+    /// File holding the token user PIN (else the IRONROOT_PKCS11_PIN environment variable).
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    pkcs11_pin_file: Option<PathBuf>,
     /// The image (application or bootloader binary) to sign.
     datafile: PathBuf,
 }
@@ -113,10 +129,68 @@ fn public_key(path: &Path) -> Result<EspPublicKey> {
     EspPublicKey::from_pem(&read(path)?).with_context(|| format!("key {}", path.display()))
 }
 
+/// An ECDSA P-256 key in a PKCS#11 token as a block signer: the token hashes nothing, the
+/// signer hashes the body with SHA-256 and the token signs that (CKM_ECDSA), which is the
+/// P-256 block's signature.
+struct HsmSigner {
+    signer: Pkcs11Signer,
+    key: EspPublicKey,
+}
+
+impl BlockSigner for HsmSigner {
+    fn public_key(&self) -> EspPublicKey {
+        self.key.clone()
+    }
+
+    fn sign(&self, body: &[u8], digest: &ImageDigest) -> Result<Vec<u8>, SignError> {
+        let der = self.signer.sign(body).map_err(|_| SignError::Crypto {
+            scheme: self.key.scheme(),
+        })?;
+        let external =
+            ExternalSignature::new(self.key.clone(), &der).map_err(|_| SignError::Crypto {
+                scheme: self.key.scheme(),
+            })?;
+        external.sign(body, digest)
+    }
+}
+
+fn hsm_signer(a: &SignDataArgs, module: &Path) -> Result<HsmSigner> {
+    let reference = Pkcs11KeyRef {
+        module: module.to_owned(),
+        token_label: a
+            .pkcs11_token
+            .clone()
+            .expect("clap requires --pkcs11-token"),
+        key_label: a.pkcs11_key.clone().expect("clap requires --pkcs11-key"),
+    };
+    let pin = match &a.pkcs11_pin_file {
+        Some(file) => {
+            Pin::from_file(file).with_context(|| format!("reading {}", file.display()))?
+        }
+        None => Pin::new(std::env::var("IRONROOT_PKCS11_PIN").map_err(|_| {
+            anyhow!("the token PIN is needed: give --pkcs11-pin-file or set IRONROOT_PKCS11_PIN")
+        })?),
+    };
+    let signer = Pkcs11Signer::open(&reference, &pin).with_context(|| {
+        format!(
+            "opening key '{}' on token '{}'",
+            reference.key_label, reference.token_label
+        )
+    })?;
+    let key = EspPublicKey::from_sec1(signer.public_key()).context("public key on the token")?;
+    Ok(HsmSigner { signer, key })
+}
+
 fn sign_data(a: SignDataArgs) -> Result<()> {
     check_version(a.version)?;
     let data = read(&a.datafile)?;
-    let signed = if !a.signature.is_empty() || !a.pub_key.is_empty() {
+    let signed = if let Some(module) = &a.pkcs11_module {
+        if !a.keyfile.is_empty() || !a.signature.is_empty() || !a.pub_key.is_empty() {
+            bail!("give either a PKCS#11 key or --keyfile / --pub-key with --signature, not both");
+        }
+        let hsm = hsm_signer(&a, module)?;
+        sign_image(&data, &[&hsm], a.append_signatures)?
+    } else if !a.signature.is_empty() || !a.pub_key.is_empty() {
         if !a.keyfile.is_empty() {
             bail!("give either --keyfile or --pub-key with --signature, not both");
         }
@@ -139,7 +213,9 @@ fn sign_data(a: SignDataArgs) -> Result<()> {
         sign_image_external(&data, &external, a.append_signatures)?
     } else {
         if a.keyfile.is_empty() {
-            bail!("nothing to sign with: give --keyfile, or --pub-key with --signature");
+            bail!(
+                "nothing to sign with: give --keyfile, --pub-key with --signature, or a PKCS#11 key"
+            );
         }
         let keys = a
             .keyfile
