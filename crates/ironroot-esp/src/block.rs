@@ -48,11 +48,11 @@ pub(crate) const MAX_SIG_LEN: usize = 384;
 pub enum Scheme {
     /// RSA-3072, PSS padding, SHA-256, MGF1-SHA-256, 32-byte salt.
     Rsa3072,
-    /// ECDSA over NIST P-192 of the SHA-256 image digest (ESP32-C2).
+    /// ECDSA over NIST P-192 of the SHA-256 image digest (the digest truncated to 192 bits).
     EcdsaP192,
     /// ECDSA over NIST P-256 of the SHA-256 image digest.
     EcdsaP256,
-    /// ECDSA over NIST P-384 of the SHA-384 image digest (newer chips, ESP-IDF 5.5+).
+    /// ECDSA over NIST P-384 of the SHA-384 image digest (newer chips; espsecure 5 writes it).
     EcdsaP384,
 }
 

@@ -50,7 +50,8 @@ struct SignDataArgs {
     /// Secure boot version; only 2 (signature blocks) is supported.
     #[arg(short = 'v', long = "version", value_name = "2")]
     version: u8,
-    /// Private key(s) in PEM; one signature block each (give up to three for key revocation).
+    /// Private key(s) in PEM; one signature block each (up to three, for key revocation).
+    /// Several keys take the values up to the next option: put --output (or `--`) before DATAFILE.
     #[arg(short, long, value_name = "KEYFILE", num_args = 1.., action = ArgAction::Append)]
     keyfile: Vec<PathBuf>,
     /// Output file; by default the input file is overwritten.
