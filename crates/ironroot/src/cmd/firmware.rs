@@ -3,6 +3,7 @@
 //! program name.
 
 mod dump;
+mod esp;
 mod keys;
 mod parse;
 
@@ -60,6 +61,8 @@ enum FirmwareCommand {
     Dumpinfo(DumpinfoArgs),
     /// Decrypt an encrypted image with the device's private key.
     Decrypt(DecryptArgs),
+    /// ESP32 Secure Boot v2 (espsecure-compatible): sign-data, verify-signature, key digests.
+    Esp(esp::EspArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +129,7 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
         FirmwareCommand::Verify(a) => verify_cmd(a),
         FirmwareCommand::Dumpinfo(a) => dumpinfo(a),
         FirmwareCommand::Decrypt(a) => decrypt_cmd(a),
+        FirmwareCommand::Esp(a) => esp::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

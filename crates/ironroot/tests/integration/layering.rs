@@ -12,7 +12,7 @@ use serde_json::Value;
 /// rank are peers and may not depend on each other.
 const CHAIN: &[&[&str]] = &[
     &["ironroot-testkit", "ironroot-fs", "ironroot-https-client"],
-    &["ironroot-image"],
+    &["ironroot-image", "ironroot-esp"],
     &["ironroot-boot"],
     &["ironroot-pki"],
     &["ironroot-policy"],

@@ -9,6 +9,7 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod firmware_esp;
 mod fleet_audit;
 mod layering;
 mod mqtt;
