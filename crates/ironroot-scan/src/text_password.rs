@@ -86,16 +86,25 @@ pub(crate) fn password(data: &[u8], start: usize, end: usize) -> Option<Hit> {
     while data.get(at) == Some(&b' ') {
         at += 1;
     }
-    if !matches!(data.get(at), Some(b'=' | b':')) {
+    let sep = *data.get(at)?;
+    // `password::` is a path (`text::password::check`), not an assignment.
+    if !matches!(sep, b'=' | b':') || data.get(at + 1) == Some(&b':') {
         return None;
     }
     at += 1;
+    let spaced = data.get(at) == Some(&b' ');
     while data.get(at) == Some(&b' ') {
         at += 1;
     }
     let quoted = data.get(at).is_some_and(|&b| b == b'"' || b == b'\'');
     if quoted {
         at += 1;
+    }
+    // `Password: ` followed by an unquoted word is a prompt or prose, and in a binary whose
+    // strings are packed without NULs (Rust) the next string follows directly. YAML's
+    // `password: value` is missed by this rule; quoted JSON is not.
+    if sep == b':' && spaced && !quoted {
+        return None;
     }
     let v0 = at;
     while at < data.len() && !terminates(data.get(at)) && data[at] != b' ' && at - v0 <= MAX_VALUE {

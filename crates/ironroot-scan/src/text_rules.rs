@@ -213,6 +213,11 @@ fn b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
+/// `Some(())` when `cond` holds: lets a rule bail out with `?`.
+fn need(cond: bool) -> Option<()> {
+    cond.then_some(())
+}
+
 fn hit(rule: Rule, offset: usize, len: usize, detail: String) -> Option<Hit> {
     Some(Hit {
         kind: rule.kind(),
@@ -310,12 +315,25 @@ pub(crate) fn examine(data: &[u8], rule: Rule, start: usize, end: usize) -> Opti
         }
         Rule::Password => crate::text_password::password(data, start, end),
         Rule::DefaultPair => crate::text_password::default_pair(data, start, end),
-        Rule::EmptyRoot => hit(
-            rule,
-            start,
-            end - start,
-            "passwd entry: root with an empty password".into(),
-        ),
+        Rule::EmptyRoot => {
+            // A whole passwd line: start of a line, then `gecos:/home:/shell`.
+            let line = run(data, end, 256, |b| b.is_ascii_graphic() || b == b' ');
+            let rest = &data[end..end + line];
+            let fields: Vec<&[u8]> = rest.split(|&b| b == b':').collect();
+            let line_start = start == 0 || matches!(data[start - 1], 0 | b'\n');
+            need(
+                line_start
+                    && fields.len() == 3
+                    && fields[1].starts_with(b"/")
+                    && fields[2].starts_with(b"/"),
+            )?;
+            hit(
+                rule,
+                start,
+                end - start + line,
+                "passwd entry: root with an empty password".into(),
+            )
+        }
         Rule::CryptHash => crate::text_password::crypt_hash(data, start, end),
         Rule::Debug => crate::text_debug::debug(data, start, end),
         Rule::Uart => (word_start(data, start) && word_end_or_digit(data, end))

@@ -267,6 +267,12 @@ fn planted_tokens_and_passwords_are_found_and_never_shown() {
             K::PasswordHash,
             S::High,
         ),
+        (
+            format!("{}::0:0:root:/root:/bin/sh\n", "root"),
+            0,
+            K::DefaultCredential,
+            S::High,
+        ),
         ("[DEBUG] rx=%d bytes".into(), 1, K::DebugString, S::Low),
         ("UART0 console".into(), 0, K::DebugString, S::Low),
         (
@@ -344,6 +350,10 @@ fn shapes_without_entropy_or_with_placeholders_are_not_findings() {
         format!("{}: must be at least 8 characters", "password"),
         format!("{}=********", "password"),
         "Enter password: ".into(),
+        // Rust packs strings without NULs: a prompt runs into the next string.
+        format!("Enter {}: exit_delete_modeexit_insert_mode", "password"),
+        format!("ironroot::{}::check::{{closure}}", "password"),
+        format!("{}::0:0:$1$$5$", "root"),
         "bypass=1234".into(),
         "/home/%s/.config".into(),
     ];
