@@ -1,1 +1,2 @@
+//! Placeholder; the benchmark follows.
 fn main() {}

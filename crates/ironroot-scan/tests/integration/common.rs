@@ -148,7 +148,7 @@ pub fn plant(image: &mut [u8], offset: usize, secret: &[u8]) -> usize {
 }
 
 /// The findings of `kind` at `offset`.
-pub fn at<'a>(report: &'a Report, kind: FindingKind, offset: usize) -> Vec<&'a Finding> {
+pub fn at(report: &Report, kind: FindingKind, offset: usize) -> Vec<&Finding> {
     report
         .findings
         .iter()
@@ -157,12 +157,7 @@ pub fn at<'a>(report: &'a Report, kind: FindingKind, offset: usize) -> Vec<&'a F
 }
 
 /// Asserts one finding of `kind` and `severity` at `offset`, and returns it.
-pub fn expect<'a>(
-    report: &'a Report,
-    kind: FindingKind,
-    severity: Severity,
-    offset: usize,
-) -> &'a Finding {
+pub fn expect(report: &Report, kind: FindingKind, severity: Severity, offset: usize) -> &Finding {
     let found = at(report, kind, offset);
     assert!(
         found.iter().any(|f| f.severity == severity),
