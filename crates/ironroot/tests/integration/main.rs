@@ -9,6 +9,7 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod firmware_scan;
 mod fleet_audit;
 mod layering;
 mod mqtt;
