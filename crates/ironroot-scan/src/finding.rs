@@ -201,3 +201,30 @@ pub(crate) fn fingerprint(secret: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_and_parse_and_unknown_names_are_refused() {
+        assert!(Severity::Info < Severity::Low && Severity::High < Severity::Critical);
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>(), Ok(s));
+            assert_eq!(s.as_str().to_uppercase().parse::<Severity>(), Ok(s));
+        }
+        let err = "severe".parse::<Severity>().unwrap_err();
+        assert_eq!(err.given, "severe");
+        assert!(
+            err.to_string()
+                .contains("use info, low, medium, high or critical")
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_short_and_distinguishes_inputs() {
+        let a = fingerprint(b"one secret");
+        assert_eq!(a.len(), "sha256:".len() + 12);
+        assert_ne!(a, fingerprint(b"another secret"));
+    }
+}

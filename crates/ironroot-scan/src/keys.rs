@@ -456,3 +456,38 @@ pub(crate) fn match_identities(ctx: &mut Ctx<'_>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_base64_skips_whitespace_and_refuses_stray_bytes() {
+        assert_eq!(
+            base64_decode(b"aGVs\r\nbG8=").as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(base64_decode(b"aGVs bG8"), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode(b"aGVs*bG8="), None);
+    }
+
+    #[test]
+    fn sequence_headers_are_found_in_all_three_length_forms_and_bounded() {
+        // 30 05 | 02 01 00 ..: short form, content at 2.
+        let short = [0x30, 0x05, 0x02, 0x01, 0x00, 0x05, 0x00];
+        assert_eq!(sequence_before(&short, 2).collect::<Vec<_>>(), [(0, 7)]);
+        // 30 81 80 (long form, one byte), 30 82 01 00 (two bytes).
+        let mut one = vec![0x30, 0x81, 0x80];
+        one.resize(3 + 0x80, 0);
+        assert_eq!(sequence_before(&one, 3).collect::<Vec<_>>(), [(0, 0x83)]);
+        let mut two = vec![0x30, 0x82, 0x01, 0x00];
+        two.resize(4 + 0x100, 0);
+        assert_eq!(sequence_before(&two, 4).collect::<Vec<_>>(), [(0, 0x104)]);
+        // Non-minimal (30 81 05) and past-the-end lengths are no candidates.
+        assert_eq!(
+            sequence_before(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0], 3).count(),
+            0
+        );
+        assert_eq!(sequence_before(&two[..100], 4).count(), 0);
+    }
+}
