@@ -17,7 +17,9 @@ const FRAGMENTS: &[&[u8]] = &[
     b"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg",
     &[0x30, 0x82, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30],
     &[0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20],
-    &[0x30, 0x82, 0x02, 0x00, 0x30, 0x82, 0x01, 0x80, 0xa0, 0x03, 0x02, 0x01, 0x02],
+    &[
+        0x30, 0x82, 0x02, 0x00, 0x30, 0x82, 0x01, 0x80, 0xa0, 0x03, 0x02, 0x01, 0x02,
+    ],
     &P256_OID_DER,
     b"AKIA",
     b"eyJhbGciOiJIUzI1NiJ9.",
@@ -34,7 +36,10 @@ fn check(data: &[u8]) {
     assert!(report.findings.len() <= 256);
     let len = data.len() as u64;
     for f in &report.findings {
-        assert!(f.offset + f.length <= len, "finding outside the input: {f:?}");
+        assert!(
+            f.offset + f.length <= len,
+            "finding outside the input: {f:?}"
+        );
     }
 }
 

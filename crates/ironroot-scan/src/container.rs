@@ -101,7 +101,7 @@ fn esp_segments(data: &[u8], header: usize) -> Option<Vec<Region>> {
         let seg = data.get(at..at.checked_add(8)?)?;
         let len = u32::from_le_bytes([seg[4], seg[5], seg[6], seg[7]]) as usize;
         // esptool pads every segment to a multiple of 4 and writes no empty ones.
-        if len == 0 || len % 4 != 0 {
+        if len == 0 || !len.is_multiple_of(4) {
             return None;
         }
         let start = at + 8;

@@ -4,7 +4,8 @@
 //!
 //! A candidate is the 32 bytes right after the encoded OID (after an `04 20` header if there
 //! is one) or right before it (before SEC1's `a0 0a` if there is one); it
-//! must look random (at least 20 distinct byte values) and be a valid scalar (0 < d < n).
+//! must look random (at least 20 distinct byte values, not mostly printable text) and be a
+//! valid scalar (0 < d < n).
 //! An OID that opens a SubjectPublicKeyInfo is a public key and is skipped, as is anything
 //! inside a structure the key parsers already reported. When the public point of the
 //! scalar is also nearby the finding is critical; otherwise it is high.
@@ -25,7 +26,16 @@ const SPKI_PREFIX_TAIL: [u8; 11] = [
 /// How far around the OID the scalar's public point is looked for.
 const POINT_WINDOW: usize = 512;
 
+/// At least 20 distinct byte values, and not text: random bytes are about 37% printable
+/// ASCII (12 of 32), so more than 24 printable bytes is a string table, not a scalar.
 fn looks_random(b: &[u8]) -> bool {
+    if b.iter()
+        .filter(|c| c.is_ascii_graphic() || **c == b' ')
+        .count()
+        > 24
+    {
+        return false;
+    }
     let mut seen = [false; 256];
     let mut distinct = 0;
     for &x in b {

@@ -172,6 +172,14 @@ fn raw_p256_scalar_next_to_the_curve_oid_is_found_and_a_public_key_is_not() {
     let report = Scanner::new().scan(&img);
     expect(&report, K::RawEcScalar, S::Critical, 0x400);
 
+    // Text after the OID (an OID table next to a string table) is no scalar, though it
+    // passes the distinct-bytes test and is numerically below the group order.
+    let mut img = clean_firmware(&mut rng, 32 * 1024);
+    plant(&mut img, 0x400, &[0u8; 64]);
+    plant(&mut img, 0x420, &P256_OID_DER);
+    plant(&mut img, 0x42a, b"eyJhbGciOiJIUzI1NiJ9.unrelated_text");
+    assert_eq!(Scanner::new().scan(&img).findings, []);
+
     // The public key (SPKI DER, as a bootloader embeds it) is no finding.
     let mut img = clean_firmware(&mut rng, 32 * 1024);
     plant(&mut img, 0x400, &spki);
