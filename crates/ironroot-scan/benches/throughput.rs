@@ -42,7 +42,12 @@ fn text_heavy(len: usize) -> Vec<u8> {
         "debug: password check failed for user %s\n",
         "sensor temperature=%d.%02d\n",
     ];
-    let token = format!("{}{}", "AKIA", "Q7K2M4XZ5W3VB6NT");
+    // A key id shape from random base32 characters (nothing token-like is written down).
+    let body: String = random(16)
+        .iter()
+        .map(|b| b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(b % 32)] as char)
+        .collect();
+    let token = format!("AKIA{body}");
     let mut out = Vec::with_capacity(len);
     let mut i = 0;
     while out.len() < len {

@@ -29,7 +29,16 @@
 //! use ironroot_scan::{FindingKind, Scanner, Severity};
 //!
 //! let mut image = vec![0u8; 4096];
-//! let planted = format!("{}{}", "AKIA", "Q7K2M4XZ5W3VB6NT");
+//! // An access key id shape assembled at run time from clock-derived base32 characters
+//! // (no token, real or fake, is written down).
+//! let mut x = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+//! let body: String = (0..16)
+//!     .map(|_| {
+//!         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+//!         b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[(x % 32) as usize] as char
+//!     })
+//!     .collect();
+//! let planted = format!("AKIA{body}");
 //! image[1000..1020].copy_from_slice(planted.as_bytes());
 //! let report = Scanner::new().scan(&image);
 //! let f = &report.findings[0];

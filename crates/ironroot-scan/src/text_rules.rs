@@ -393,7 +393,7 @@ fn aws(data: &[u8], start: usize, end: usize) -> Option<Hit> {
         && word_start(data, start)
         && word_end(data, end + n)
         && !id.ends_with(b"EXAMPLE")
-        && entropy(&data[end..end + n]) >= 3.0;
+        && entropy(&data[end..end + n]) >= 2.0;
     ok.then_some(())?;
     let mut h = hit(
         Rule::AwsKeyId,
@@ -449,7 +449,7 @@ fn jwt(data: &[u8], start: usize) -> Option<Hit> {
     }
     let s0 = p0 + p + 1;
     let s = run(data, s0, 1024, b64url);
-    if s < 16 || entropy(&data[s0..s0 + s]) < 3.5 {
+    if s < 32 || entropy(&data[s0..s0 + s]) < 3.5 {
         return None;
     }
     // The header must decode to a JSON object naming an algorithm.
