@@ -13,7 +13,8 @@ use serde_json::Value;
 const CHAIN: &[&[&str]] = &[
     &["ironroot-testkit", "ironroot-fs", "ironroot-https-client"],
     &["ironroot-image", "ironroot-esp"],
-    &["ironroot-boot"],
+    // The scanner may read images (to find the payload) but nothing boot-side depends on it.
+    &["ironroot-boot", "ironroot-scan"],
     &["ironroot-pki"],
     &["ironroot-policy"],
     &["ironroot-store"],

@@ -10,6 +10,7 @@ mod demo;
 mod device;
 mod firmware;
 mod firmware_esp;
+mod firmware_scan;
 mod fleet_audit;
 mod layering;
 mod mqtt;
