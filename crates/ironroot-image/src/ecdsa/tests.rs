@@ -87,9 +87,9 @@ fn valid_signatures_verify_on_both_backends_and_cross_check() {
     // A signature aws-lc-rs made, judged by RustCrypto as well.
     let lc = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(
         &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        &p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&sk)
+        p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&sk)
             .unwrap()
-            .as_bytes()[..],
+            .as_bytes(),
     )
     .unwrap();
     let d = digest(b"signed by aws-lc-rs");
