@@ -41,6 +41,9 @@
 //! }
 //! ```
 //!
+//! With the `esp` feature, [`esp`] runs the ESP32 chain (ESP-IDF Secure Boot v2 signature
+//! sectors, three eFuse key digests with revocation) over the same [`Otp`] fuses.
+//!
 //! With the `std` feature, [`sim`] provides NOR flash and OTP simulators that cut power at
 //! any operation, and file-backed variants for the `ironroot boot` commands.
 #![no_std]
@@ -52,6 +55,8 @@ extern crate std;
 pub mod decision;
 pub mod device;
 pub mod error;
+#[cfg(feature = "esp")]
+pub mod esp;
 pub mod flash;
 mod image;
 pub mod layout;

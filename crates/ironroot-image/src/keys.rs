@@ -125,6 +125,9 @@ pub struct EcdsaP256Key {
     key: p256::ecdsa::VerifyingKey,
     point: [u8; 65],
     key_hash: [u8; 32],
+    /// The same key parsed once for the faster std backend (see `ecdsa.rs`).
+    #[cfg(feature = "std")]
+    fast: crate::ecdsa::FastKey,
 }
 
 impl EcdsaP256Key {
@@ -143,6 +146,8 @@ impl EcdsaP256Key {
             key,
             point,
             key_hash: Sha256::digest(spki.as_ref()).into(),
+            #[cfg(feature = "std")]
+            fast: crate::ecdsa::FastKey::from_uncompressed(&point).ok_or(KeyError::InvalidPoint)?,
         })
     }
 
@@ -151,8 +156,14 @@ impl EcdsaP256Key {
         &self.point
     }
 
+    #[cfg_attr(all(feature = "std", not(test)), allow(dead_code))]
     pub(crate) fn verifying_key(&self) -> &p256::ecdsa::VerifyingKey {
         &self.key
+    }
+
+    #[cfg(feature = "std")]
+    pub(crate) fn fast_key(&self) -> &crate::ecdsa::FastKey {
+        &self.fast
     }
 }
 

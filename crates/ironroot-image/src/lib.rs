@@ -61,6 +61,7 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 
+mod ecdsa;
 mod encrypted;
 mod error;
 mod header;

@@ -8,7 +8,6 @@
 //!                                                                          decrypting when asked)
 //! ```
 
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -366,7 +365,7 @@ pub(crate) fn verify_layout<S: ImageSource>(
             (TrustedKey::EcdsaP256(k), false) => {
                 // ECDSA signs SHA-256 of the image; a SHA-512 image cannot carry one.
                 hash_algorithm == Some(HashAlgorithm::Sha256)
-                    && verify_ecdsa(k.verifying_key(), &digest, &c.sig[..c.sig_len])
+                    && crate::ecdsa::verify(k, &digest, &c.sig[..c.sig_len])
             }
             (TrustedKey::EcdsaP256(_), true) => {
                 pure_non_ed += 1;
@@ -418,22 +417,6 @@ pub(crate) fn verify_layout<S: ImageSource>(
         hashed_len,
         total_len: layout.total_len(),
     })
-}
-
-/// ECDSA P-256 over a SHA-256 digest, DER signature. Zero bytes after the DER structure are
-/// tolerated (imgtool `--pad-sig`, for MCUboot < 1.5); anything else after it is not.
-fn verify_ecdsa(key: &p256::ecdsa::VerifyingKey, digest: &[u8; 32], sig: &[u8]) -> bool {
-    let Some(&body_len) = sig.get(1) else {
-        return false;
-    };
-    let der_len = usize::from(body_len) + 2;
-    if body_len >= 0x80 || der_len > sig.len() || sig[der_len..].iter().any(|&b| b != 0) {
-        return false;
-    }
-    let Ok(der) = p256::ecdsa::DerSignature::from_bytes(&sig[..der_len]) else {
-        return false;
-    };
-    key.verify_prehash(digest, &der).is_ok()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Test-only helpers shared by ironroot's test suites.
 //!
-//! Tests use real external programs as oracles (imgtool, openssl, mosquitto clients, paho-mqtt).
+//! Tests use real external programs as oracles (imgtool, espsecure, openssl, mosquitto clients,
+//! paho-mqtt).
 //! This crate finds them and, when one is missing, fails the test loudly with the command that
 //! installs it — a test never skips silently because its oracle is absent.
 //!
@@ -62,6 +63,11 @@ pub fn tool(name: &str) -> PathBuf {
             venv_dir().join("bin").display()
         )
     })
+}
+
+/// espsecure from esptool 5 (PyPI `esptool`): the ESP-IDF Secure Boot v2 oracle.
+pub fn espsecure() -> PathBuf {
+    tool("espsecure")
 }
 
 /// The Python interpreter of the test virtualenv (for paho-mqtt scripts and the like).

@@ -2,6 +2,7 @@
 //! operation, imgtool interoperability, and properties of the trailer state machine.
 
 mod boot_paths;
+mod esp_chain;
 mod imgtool_interop;
 mod power_cut;
 mod props;

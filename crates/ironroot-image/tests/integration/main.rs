@@ -3,6 +3,7 @@
 //! tampering is shown to both.
 
 mod common;
+mod ecdsa_backends;
 mod encryption;
 mod imgtool_signed;
 mod ironroot_signed;

@@ -7,7 +7,7 @@ use ironroot_image::tools::{FileSource, ImageDump, SecurityCounter};
 use ironroot_image::{TlvType, VerifyError, verify};
 
 /// Offset of the first TLV value of `kind` in the image.
-fn tlv_value_offset(img: &Path, kind: TlvType) -> usize {
+pub fn tlv_value_offset(img: &Path, kind: TlvType) -> usize {
     let d = ImageDump::read(FileSource::open(img).unwrap()).unwrap();
     let mut off = usize::from(d.header.hdr_size) + d.header.img_size as usize;
     let mut areas = Vec::new();

@@ -1,10 +1,12 @@
 //! `ironroot firmware`: imgtool-compatible signing, verification and key management for
 //! MCUboot images. Subcommands and flags are imgtool 2.5's, so scripts change only the
-//! program name.
+//! program name; `scan` (the static secret scanner) is ironroot's own.
 
 mod dump;
+mod esp;
 mod keys;
 mod parse;
+mod scan;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -60,6 +62,11 @@ enum FirmwareCommand {
     Dumpinfo(DumpinfoArgs),
     /// Decrypt an encrypted image with the device's private key.
     Decrypt(DecryptArgs),
+    /// ESP32 Secure Boot v2 (espsecure-compatible): sign-data, verify-signature, key digests.
+    Esp(esp::EspArgs),
+    /// Scan a firmware binary for embedded keys, tokens, passwords and weaknesses (a CI gate:
+    /// exit 1 on findings at or above --fail-on, 2 on errors).
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +133,9 @@ pub fn run(args: FirmwareArgs) -> ExitCode {
         FirmwareCommand::Verify(a) => verify_cmd(a),
         FirmwareCommand::Dumpinfo(a) => dumpinfo(a),
         FirmwareCommand::Decrypt(a) => decrypt_cmd(a),
+        FirmwareCommand::Esp(a) => esp::run(a),
+        // The scanner's exit status is its verdict (0 pass, 1 findings, 2 error).
+        FirmwareCommand::Scan(a) => return scan::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,8 +12,9 @@ use serde_json::Value;
 /// rank are peers and may not depend on each other.
 const CHAIN: &[&[&str]] = &[
     &["ironroot-testkit", "ironroot-fs", "ironroot-https-client"],
-    &["ironroot-image"],
-    &["ironroot-boot"],
+    &["ironroot-image", "ironroot-esp"],
+    // The scanner may read images (to find the payload) but nothing boot-side depends on it.
+    &["ironroot-boot", "ironroot-scan"],
     &["ironroot-pki"],
     &["ironroot-policy"],
     &["ironroot-store"],

@@ -9,6 +9,8 @@ mod ca_identity;
 mod demo;
 mod device;
 mod firmware;
+mod firmware_esp;
+mod firmware_scan;
 mod fleet_audit;
 mod layering;
 mod mqtt;
