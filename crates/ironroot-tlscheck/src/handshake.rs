@@ -230,8 +230,23 @@ pub fn handshake(
                     | AlertDescription::BadCertificate
             )
         );
-        if out.client_cert_requested && identity.is_none() && refused_for_cert {
+        // Some servers (tokio-rustls accept loops) drop the connection without the alert: a
+        // close right after we answered the CertificateRequest with no certificate, before
+        // any application data, is a refusal too. A server that merely requests one waits for
+        // the client to speak instead.
+        let closed = matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        );
+        if out.client_cert_requested && identity.is_none() && (refused_for_cert || closed) {
             out.client_cert_required = true;
+        } else if closed && identity.is_some() && out.client_cert_requested {
+            out.error = Some(format!(
+                "the server closed the connection right after the handshake: was the client \
+                 certificate refused? ({e})"
+            ));
         } else if !(e.kind() == std::io::ErrorKind::UnexpectedEof && out.negotiated.is_some()) {
             out.error = Some(e.to_string());
         }
