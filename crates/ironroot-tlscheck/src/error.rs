@@ -20,7 +20,7 @@ pub enum ParseError {
 #[non_exhaustive]
 pub enum CheckError {
     /// The host name did not resolve.
-    #[error("cannot resolve {target}: {source} (check the host name)")]
+    #[error("cannot resolve {target} (check the host name)")]
     Resolve {
         /// HOST:PORT as given.
         target: String,
@@ -28,7 +28,7 @@ pub enum CheckError {
         source: std::io::Error,
     },
     /// No address of the host accepted a TCP connection.
-    #[error("cannot connect to {target}: {source} (is the server running and the port right?)")]
+    #[error("cannot connect to {target} (is the server running and the port right?)")]
     Connect {
         /// HOST:PORT as given.
         target: String,
