@@ -338,3 +338,63 @@ pub fn grade(target: String, address: String, obs: &Observations, now: i64) -> R
         checks,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hello::version::{TLS1_1, TLS1_2};
+
+    fn ids(report: &Report, status: Status) -> Vec<&'static str> {
+        report
+            .checks
+            .iter()
+            .filter(|c| c.status == status)
+            .map(|c| c.id)
+            .collect()
+    }
+
+    #[test]
+    fn each_weakness_fails_its_own_check_and_nothing_else() {
+        let good = Observations {
+            versions: vec![TLS1_2],
+            suites: vec![(TLS1_2, 0xC02F)],
+            groups: vec![0x001D],
+            secure_renegotiation: Some(true),
+            ..Observations::default()
+        };
+        let r = grade("t".into(), "a".into(), &good, 0);
+        // No chain was seen (no handshake here): only the chain check fails; TLS 1.3 warns.
+        assert_eq!(ids(&r, Status::Fail), ["certificate.chain"]);
+        assert_eq!(ids(&r, Status::Warn), ["protocol.tls1_3"]);
+
+        let mut weak = good.clone();
+        weak.versions.push(TLS1_1);
+        weak.suites.push((TLS1_2, 0x002F));
+        weak.groups.push(0x0015);
+        weak.dh_bits = Some(1024);
+        weak.compression = true;
+        weak.secure_renegotiation = Some(false);
+        let r = grade("t".into(), "a".into(), &weak, 0);
+        assert_eq!(
+            ids(&r, Status::Fail),
+            [
+                "protocol.tls1_1",
+                "cipher.cbc",
+                "cipher.static_rsa",
+                "group.weak_ec",
+                "group.weak_dh",
+                "compression",
+                "renegotiation.secure",
+                "certificate.chain",
+            ]
+        );
+        assert_eq!(r.grade, Grade::F);
+        assert!(r.groups.contains(&"DH-1024".to_owned()));
+        assert!(
+            r.check("cipher.static_rsa")
+                .unwrap()
+                .detail
+                .contains("TLS_RSA_WITH_AES_128_CBC_SHA")
+        );
+    }
+}
