@@ -38,7 +38,18 @@ pub enum CheckError {
     /// The target is not HOST:PORT.
     #[error("invalid target {0:?}: expected HOST:PORT, e.g. 127.0.0.1:8443")]
     Target(String),
-    /// The client certificate or key could not be used.
-    #[error("client certificate: {0}")]
-    ClientCertificate(String),
+    /// A PEM file of `--cert`/`--key` could not be read or parsed.
+    #[error("cannot read {path}: {source}")]
+    Pem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no PEM certificate.
+    #[error("{0}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate(std::path::PathBuf),
+    /// rustls refused the client key or the client configuration.
+    #[error("client certificate or key not usable: {0}")]
+    Rustls(#[from] rustls::Error),
 }

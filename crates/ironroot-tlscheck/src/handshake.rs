@@ -37,15 +37,17 @@ impl ClientIdentity {
         use rustls::pki_types::pem::PemObject as _;
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| CheckError::ClientCertificate(format!("{}: {e}", cert.display())))?;
+            .map_err(|source| CheckError::Pem {
+                path: cert.to_path_buf(),
+                source,
+            })?;
         if chain.is_empty() {
-            return Err(CheckError::ClientCertificate(format!(
-                "{}: no PEM certificate found",
-                cert.display()
-            )));
+            return Err(CheckError::NoCertificate(cert.to_path_buf()));
         }
-        let key = PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| CheckError::ClientCertificate(format!("{}: {e}", key.display())))?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|source| CheckError::Pem {
+            path: key.to_path_buf(),
+            source,
+        })?;
         Ok(Self { chain, key })
     }
 }
@@ -140,10 +142,7 @@ pub fn handshake(
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let key = identity
         .map(|id| {
-            let signing = provider
-                .key_provider
-                .load_private_key(id.key.clone_key())
-                .map_err(|e| CheckError::ClientCertificate(e.to_string()))?;
+            let signing = provider.key_provider.load_private_key(id.key.clone_key())?;
             Ok::<_, CheckError>(Arc::new(CertifiedKey::new(id.chain.clone(), signing)))
         })
         .transpose()?;
@@ -157,15 +156,13 @@ pub fn handshake(
     });
     let config =
         rustls::ClientConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
-            .with_protocol_versions(rustls::ALL_VERSIONS)
-            .map_err(|e| CheckError::ClientCertificate(e.to_string()))?
+            .with_protocol_versions(rustls::ALL_VERSIONS)?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
             .with_client_cert_resolver(resolver.clone());
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|_| CheckError::Target(server_name.to_owned()))?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
-        .map_err(|e| CheckError::ClientCertificate(e.to_string()))?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)?;
     let mut tcp =
         TcpStream::connect_timeout(&addr, timeout).map_err(|source| CheckError::Connect {
             target: addr.to_string(),
