@@ -70,6 +70,28 @@ pub fn espsecure() -> PathBuf {
     tool("espsecure")
 }
 
+/// The sslyze executable (TLS-configuration oracle), from its own virtualenv:
+/// `$IRONROOT_SSLYZE_VENV`, else the test venv's path with `-sslyze` appended. Panics with
+/// install instructions when absent.
+pub fn sslyze() -> PathBuf {
+    let venv = match std::env::var_os("IRONROOT_SSLYZE_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let mut v = venv_dir().into_os_string();
+            v.push("-sslyze");
+            PathBuf::from(v)
+        }
+    };
+    let exe = venv.join("bin").join("sslyze");
+    assert!(
+        exe.is_file(),
+        "required test tool `sslyze` was not found at {}; run `bash .ci/run` once \
+         (it installs .ci/requirements-sslyze.txt into that virtualenv)",
+        exe.display()
+    );
+    exe
+}
+
 /// The Python interpreter of the test virtualenv (for paho-mqtt scripts and the like).
 pub fn python() -> PathBuf {
     tool("python3")

@@ -43,6 +43,8 @@ enum Command {
     /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
     /// MQTT broker; creates the CA on first start.
     Up(cmd::up::UpArgs),
+    /// Check running services: `check tls HOST:PORT` grades a TLS listener (CI gate).
+    Check(cmd::check::CheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Mqtt(args) => cmd::mqtt::run(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Up(args) => cmd::up::run(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Check(args) => cmd::check::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,12 @@ use serde_json::Value;
 /// The chain, bottom first. A crate may depend only on crates of a lower rank; crates on one
 /// rank are peers and may not depend on each other.
 const CHAIN: &[&[&str]] = &[
-    &["ironroot-testkit", "ironroot-fs", "ironroot-https-client"],
+    &[
+        "ironroot-testkit",
+        "ironroot-fs",
+        "ironroot-https-client",
+        "ironroot-tlscheck",
+    ],
     &["ironroot-image", "ironroot-esp"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
     &["ironroot-boot", "ironroot-scan"],

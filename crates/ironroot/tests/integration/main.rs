@@ -6,6 +6,7 @@ mod boot;
 mod ca;
 mod ca_batch;
 mod ca_identity;
+mod check_tls;
 mod demo;
 mod device;
 mod firmware;
