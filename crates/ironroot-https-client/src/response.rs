@@ -13,6 +13,9 @@ pub struct Response {
     pub status: u16,
     /// Body (chunked encoding decoded).
     pub body: Vec<u8>,
+    /// The server's clock from its `Date` header (Unix seconds), if it sent a valid one: how a
+    /// device with a wrong clock learns the CA's time.
+    pub date: Option<i64>,
 }
 
 /// What the head says about the body.
@@ -23,6 +26,7 @@ pub(crate) struct Head {
     pub(crate) status: u16,
     pub(crate) chunked: bool,
     pub(crate) content_length: Option<usize>,
+    pub(crate) date: Option<i64>,
 }
 
 /// Parses the head once `raw` holds it; `Ok(None)` while it is incomplete.
@@ -47,6 +51,7 @@ pub(crate) fn parse_head(raw: &[u8]) -> Result<Option<Head>, HttpsError> {
         .ok_or(HttpsError::Malformed("no HTTP/1.x status line"))?;
     let mut chunked = false;
     let mut content_length = None;
+    let mut date = None;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -54,6 +59,11 @@ pub(crate) fn parse_head(raw: &[u8]) -> Result<Option<Head>, HttpsError> {
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
         if name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked") {
             chunked = true;
+        } else if name == "date" {
+            date = httpdate::parse_http_date(value)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
         } else if name == "content-length" {
             content_length = Some(
                 value
@@ -67,6 +77,7 @@ pub(crate) fn parse_head(raw: &[u8]) -> Result<Option<Head>, HttpsError> {
         status,
         chunked,
         content_length,
+        date,
     }))
 }
 
@@ -106,6 +117,7 @@ pub fn parse_response(raw: &[u8], max_body: usize) -> Result<Response, HttpsErro
     Ok(Response {
         status: head.status,
         body,
+        date: head.date,
     })
 }
 
@@ -215,6 +227,22 @@ mod tests {
         .unwrap();
         assert_eq!(r.body, b"abcde");
         assert!(parse_response(b"garbage", 10).is_err());
+    }
+
+    #[test]
+    fn the_server_clock_is_read_from_a_valid_date_header_only() {
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n",
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.date, Some(784_111_777));
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\ndate: yesterday-ish\r\ncontent-length: 0\r\n\r\n",
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.date, None);
     }
 
     #[test]

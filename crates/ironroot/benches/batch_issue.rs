@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use ironroot_agent::DeviceKey;
+use ironroot_element::{SecureElement, SoftwareElement};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -46,7 +46,8 @@ fn prepare(data: &Path, dir: &Path, prefix: &str, n: usize) {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("{prefix}-{i:05}");
-        let csr = DeviceKey::generate().unwrap().csr(&id).unwrap();
+        let element = SoftwareElement::ephemeral().unwrap();
+        let csr = ironroot_device::csr(&element.generate("identity").unwrap(), &id).unwrap();
         std::fs::write(dir.join(format!("{id}.csr")), csr).unwrap();
         ids.push(id);
     }

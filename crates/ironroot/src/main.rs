@@ -43,6 +43,9 @@ enum Command {
     /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
     /// MQTT broker; creates the CA on first start.
     Up(cmd::up::UpArgs),
+    /// Run a fleet of virtual devices (own element key and certificate each) against a running
+    /// server: enroll, connect, telemetry; a summary at the end (--json).
+    Simulate(cmd::simulate::SimulateArgs),
     /// Check running services: `check tls HOST:PORT` grades a TLS listener (CI gate).
     Check(cmd::check::CheckArgs),
 }
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use ironroot_agent::{
-    AgentError, Answer, DeviceKey, DeviceTls, EstClient, MqttDevice, MqttTarget, TrustAnchor,
+use ironroot_device::{
+    Answer, DeviceError, DeviceTls, EstClient, MqttDevice, MqttTarget, TrustAnchor, csr,
 };
+use ironroot_element::{Huk, KeyStorage, SecureElement, SoftwareElement};
 use rustls::pki_types::CertificateDer;
 
 /// The device the demo enrolls.
@@ -399,19 +400,27 @@ impl Demo {
     fn enroll(&self, url: &str, token: &str) -> Result<Enrolled> {
         section("3. Zero-touch enrollment over EST (RFC 7030)");
         note(
-            "The device makes its own P-256 key (it never leaves the device) and sends only a \
-             CSR to /.well-known/est/simpleenroll, with HTTP Basic device-id:claim-token. It \
+            "The device makes its P-256 key inside its secure element (here the sealed software \
+             element: the key exists on disk only encrypted under the device's hardware-unique \
+             key, and every signature is made inside the element) and sends only a CSR to /.well-known/est/simpleenroll, with HTTP Basic device-id:claim-token. It \
              trusts only the ironroot root (data/pki/chain.pem), not the system's CAs.",
         );
         let chain_pem = fs::read(self.dir.join(DATA).join("pki").join("chain.pem"))?;
         let trust = TrustAnchor::from_pem(&chain_pem)?;
         let est = EstClient::new(url, trust.clone())?;
-        let key = DeviceKey::generate()?;
-        let csr = key.csr(DEVICE)?;
+        let dev = self.dir.join("device");
+        fs::create_dir_all(&dev)?;
+        let element = SoftwareElement::new(
+            Huk::create(&dev.join("huk"))?,
+            KeyStorage::Dir(dev.join("element")),
+        );
+        let key = element.generate("identity-1")?;
+        let request = csr(&key, DEVICE)?;
         let chain = self
             .runtime
-            .block_on(est.enroll_with_claim(DEVICE, token, &csr))
-            .context("enrollment")?;
+            .block_on(est.enroll_with_claim(DEVICE, token, &request))
+            .context("enrollment")?
+            .chain;
         let leaf = ironroot_pki::ClientIdentity::from_certificate(&chain[0])
             .map_err(|e| anyhow!("the issued certificate: {e}"))?;
         println!(
@@ -420,25 +429,26 @@ impl Demo {
             leaf.serial(),
             chain[0].len()
         );
-        let dev = self.dir.join("device");
-        fs::create_dir_all(&dev)?;
-        write_private(&dev.join("key.pem"), key.to_pem().as_bytes())?;
         fs::write(dev.join("cert.pem"), pem_certs(&chain))?;
-        println!("the device keeps device/key.pem (0600) and device/cert.pem");
+        println!(
+            "the device keeps its key sealed in device/element/identity-1.sealed (bound to \
+             device/huk, 0600) and its certificate in device/cert.pem"
+        );
 
         note("The same claim token again: refused, it was single-use.");
-        let key2 = DeviceKey::generate()?;
+        let key2 = element.generate("identity-replay")?;
         match self
             .runtime
-            .block_on(est.enroll_with_claim(DEVICE, token, &key2.csr(DEVICE)?))
+            .block_on(est.enroll_with_claim(DEVICE, token, &csr(&key2, DEVICE)?))
         {
-            Err(AgentError::Refused { status, body }) => {
+            Err(DeviceError::Refused { status, body }) => {
                 println!("refused: HTTP {status} {body}")
             }
             Err(e) => bail!("a replayed claim token must be refused by the server, got: {e}"),
             Ok(_) => bail!("a replayed claim token was accepted"),
         }
-        let tls = DeviceTls::new(&trust, chain, &key)?;
+        element.destroy("identity-replay")?;
+        let tls = DeviceTls::new(&trust, chain, key)?;
         Ok(Enrolled { tls })
     }
 

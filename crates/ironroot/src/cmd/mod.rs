@@ -10,4 +10,5 @@ pub mod device_remote;
 pub mod firmware;
 pub mod mqtt;
 pub mod policy;
+pub mod simulate;
 pub mod up;

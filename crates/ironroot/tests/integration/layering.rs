@@ -29,7 +29,7 @@ const CHAIN: &[&[&str]] = &[
     &["ironroot-broker"],
     &["ironroot-control"],
     &["ironroot-server"],
-    &["ironroot-agent"],
+    &["ironroot-device"],
     &["ironroot-node"],
     &["ironroot"],
 ];

@@ -16,6 +16,7 @@ mod fleet_audit;
 mod layering;
 mod mqtt;
 mod policy;
+mod simulate;
 mod up;
 mod up_config;
 mod up_pkcs11;

@@ -7,7 +7,9 @@ use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::{AgentError, DeviceKey};
+use ironroot_element::{DeviceSigner, client_auth_resolver};
+
+use crate::DeviceError;
 
 /// The root certificate(s) the agent trusts: the ironroot root CA, from `ironroot ca chain`.
 #[derive(Clone, Debug)]
@@ -18,20 +20,20 @@ pub struct TrustAnchor {
 impl TrustAnchor {
     /// Reads every certificate of a PEM bundle (e.g. `ironroot ca chain` output) as a trust
     /// anchor. Intermediates in the bundle are harmless: the server sends its own chain.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, AgentError> {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, DeviceError> {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| AgentError::BadInput {
+            let cert = cert.map_err(|e| DeviceError::BadInput {
                 what: "CA chain",
                 reason: e.to_string(),
             })?;
-            roots.add(cert).map_err(|e| AgentError::BadInput {
+            roots.add(cert).map_err(|e| DeviceError::BadInput {
                 what: "CA chain",
                 reason: e.to_string(),
             })?;
         }
         if roots.is_empty() {
-            return Err(AgentError::BadInput {
+            return Err(DeviceError::BadInput {
                 what: "CA chain",
                 reason: "no certificate in it".into(),
             });
@@ -42,7 +44,7 @@ impl TrustAnchor {
     }
 
     /// A client configuration without a client certificate (EST with a claim token).
-    pub fn anonymous_client(&self) -> Result<Arc<ClientConfig>, AgentError> {
+    pub fn anonymous_client(&self) -> Result<Arc<ClientConfig>, DeviceError> {
         let cfg = builder()?
             .with_root_certificates(self.roots.clone())
             .with_no_client_auth();
@@ -58,16 +60,21 @@ pub struct DeviceTls {
 
 impl DeviceTls {
     /// Builds a mutual-TLS client configuration from the device certificate chain (leaf first),
-    /// its key and the trust anchor.
+    /// the key in its element (every handshake signature is made there) and the trust anchor.
     pub fn new(
         trust: &TrustAnchor,
         chain: Vec<CertificateDer<'static>>,
-        key: &DeviceKey,
-    ) -> Result<Self, AgentError> {
+        key: Arc<dyn DeviceSigner>,
+    ) -> Result<Self, DeviceError> {
+        if chain.is_empty() {
+            return Err(DeviceError::BadInput {
+                what: "device certificate chain",
+                reason: "empty".into(),
+            });
+        }
         let cfg = builder()?
             .with_root_certificates(trust.roots.clone())
-            .with_client_auth_cert(chain, key.rustls_key())
-            .map_err(|e| AgentError::Tls(e.to_string()))?;
+            .with_client_cert_resolver(client_auth_resolver(chain, key));
         Ok(Self {
             config: Arc::new(cfg),
         })
@@ -79,8 +86,8 @@ impl DeviceTls {
     }
 }
 
-fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, AgentError> {
+fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>, DeviceError> {
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| AgentError::Tls(e.to_string()))
+        .map_err(|e| DeviceError::Tls(e.to_string()))
 }

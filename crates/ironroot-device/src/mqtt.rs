@@ -14,7 +14,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{AgentError, DeviceTls};
+use crate::{DeviceError, DeviceTls};
 
 /// How long the agent waits for the broker's answer to one request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,7 +67,7 @@ impl MqttDevice {
         target: &MqttTarget,
         device_id: &str,
         tls: &DeviceTls,
-    ) -> Result<Self, AgentError> {
+    ) -> Result<Self, DeviceError> {
         let mut opts = MqttOptions::new(device_id, target.host.clone(), target.port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_start(true);
@@ -83,19 +83,19 @@ impl MqttDevice {
                         return if ack.code == ConnectReturnCode::Success {
                             Ok(())
                         } else {
-                            Err(AgentError::Mqtt(format!(
+                            Err(DeviceError::Mqtt(format!(
                                 "connection refused: {:?}",
                                 ack.code
                             )))
                         };
                     }
                     Ok(_) => continue,
-                    Err(e) => return Err(AgentError::Mqtt(format!("connect: {e}"))),
+                    Err(e) => return Err(DeviceError::Mqtt(format!("connect: {e}"))),
                 }
             }
         })
         .await
-        .map_err(|_| AgentError::Timeout("CONNACK"))?;
+        .map_err(|_| DeviceError::Timeout("CONNACK"))?;
         connected?;
 
         let (tx, reports) = mpsc::unbounded_channel();
@@ -133,11 +133,11 @@ impl MqttDevice {
     }
 
     /// Publishes at QoS 1 and returns the broker's PUBACK verdict.
-    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<Answer, AgentError> {
+    pub async fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<Answer, DeviceError> {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
             .await
-            .map_err(|e| AgentError::Mqtt(e.to_string()))?;
+            .map_err(|e| DeviceError::Mqtt(e.to_string()))?;
         match self.next_ack(|p| matches!(p, Packet::PubAck(_))).await? {
             Some(Packet::PubAck(ack)) => Ok(match ack.reason {
                 PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Answer::Accepted,
@@ -148,11 +148,11 @@ impl MqttDevice {
     }
 
     /// Subscribes (QoS 1) and returns the broker's SUBACK verdict.
-    pub async fn subscribe(&mut self, filter: &str) -> Result<Answer, AgentError> {
+    pub async fn subscribe(&mut self, filter: &str) -> Result<Answer, DeviceError> {
         self.client
             .subscribe(filter, QoS::AtLeastOnce)
             .await
-            .map_err(|e| AgentError::Mqtt(e.to_string()))?;
+            .map_err(|e| DeviceError::Mqtt(e.to_string()))?;
         match self.next_ack(|p| matches!(p, Packet::SubAck(_))).await? {
             Some(Packet::SubAck(ack)) => Ok(match ack.return_codes.first() {
                 Some(SubscribeReasonCode::Success(_)) => Answer::Accepted,
@@ -167,7 +167,7 @@ impl MqttDevice {
     pub async fn next_message(
         &mut self,
         timeout: Duration,
-    ) -> Result<Option<(String, Vec<u8>)>, AgentError> {
+    ) -> Result<Option<(String, Vec<u8>)>, DeviceError> {
         if let Some(m) = self.delivered.pop_front() {
             return Ok(Some(m));
         }
@@ -192,13 +192,13 @@ impl MqttDevice {
     pub async fn wait_closed(
         &mut self,
         timeout: Duration,
-    ) -> Result<(String, Duration), AgentError> {
+    ) -> Result<(String, Duration), DeviceError> {
         let start = Instant::now();
         let deadline = start + timeout;
         while self.closed.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.reports.recv()).await {
-                Err(_) => return Err(AgentError::Timeout("the broker to end the session")),
+                Err(_) => return Err(DeviceError::Timeout("the broker to end the session")),
                 Ok(report) => {
                     self.absorb(report);
                 }
@@ -207,8 +207,26 @@ impl MqttDevice {
         Ok((self.close_reason(), start.elapsed()))
     }
 
-    /// Whether the broker has ended the session.
+    /// Whether the broker has ended the session (as far as reports read so far tell).
     pub fn is_closed(&self) -> bool {
+        self.closed.is_some()
+    }
+
+    /// Reads what the event loop reported so far without waiting and returns whether the
+    /// session has ended. Deliveries are kept for [`Self::next_message`].
+    pub fn poll_closed(&mut self) -> bool {
+        loop {
+            match self.reports.try_recv() {
+                Ok(report) => {
+                    self.absorb(Some(report));
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.absorb(None);
+                    break;
+                }
+            }
+        }
         self.closed.is_some()
     }
 
@@ -250,13 +268,13 @@ impl MqttDevice {
     async fn next_ack(
         &mut self,
         wanted: impl Fn(&Packet) -> bool,
-    ) -> Result<Option<Packet>, AgentError> {
+    ) -> Result<Option<Packet>, DeviceError> {
         let deadline = Instant::now() + ANSWER_TIMEOUT;
         while self.closed.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let report = tokio::time::timeout(left, self.reports.recv())
                 .await
-                .map_err(|_| AgentError::Timeout("the broker's answer"))?;
+                .map_err(|_| DeviceError::Timeout("the broker's answer"))?;
             if let Some(p) = self.absorb(report)
                 && wanted(&p)
             {

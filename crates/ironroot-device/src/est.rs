@@ -14,7 +14,7 @@ use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
-use crate::{AgentError, DeviceTls, TrustAnchor};
+use crate::{DeviceError, DeviceTls, TrustAnchor};
 
 /// PKCS#7 signedData (RFC 5652 §5.1).
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
@@ -22,6 +22,15 @@ const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 const MAX_RESPONSE: usize = 256 * 1024;
 /// How long one EST exchange may take before the agent gives up.
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A certificate the server issued, with the server's clock at that moment.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The issued certificate first, then any chain the server added.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server's `Date` (Unix seconds), for [`crate::core::CaClock::sync`].
+    pub server_time: Option<i64>,
+}
 
 /// An EST client bound to one server (`https://host:port`).
 #[derive(Debug, Clone)]
@@ -32,7 +41,7 @@ pub struct EstClient {
 
 impl EstClient {
     /// A client for `url` (`https://host[:port]`, default port 8443) that trusts only `trust`.
-    pub fn new(url: &str, trust: TrustAnchor) -> Result<Self, AgentError> {
+    pub fn new(url: &str, trust: TrustAnchor) -> Result<Self, DeviceError> {
         Ok(Self {
             endpoint: Endpoint::parse(url, Some(8443))?,
             trust,
@@ -40,12 +49,12 @@ impl EstClient {
     }
 
     /// `GET /.well-known/est/cacerts`: the CA certificates the server says to trust.
-    pub async fn cacerts(&self) -> Result<Vec<CertificateDer<'static>>, AgentError> {
+    pub async fn cacerts(&self) -> Result<Vec<CertificateDer<'static>>, DeviceError> {
         let cfg = self.trust.anonymous_client()?;
         let body = self
             .exchange(cfg, "GET", "cacerts", None, Vec::new())
             .await?;
-        parse_certs_only(&body)
+        parse_certs_only(&body.0)
     }
 
     /// `POST /.well-known/est/simpleenroll` authenticated by the device id and a one-time claim
@@ -55,14 +64,14 @@ impl EstClient {
         device_id: &str,
         claim_token: &str,
         csr_der: &[u8],
-    ) -> Result<Vec<CertificateDer<'static>>, AgentError> {
+    ) -> Result<Issued, DeviceError> {
         let credentials = Zeroizing::new(format!("{device_id}:{claim_token}"));
         let auth = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
         let cfg = self.trust.anonymous_client()?;
         let body = self
             .exchange(cfg, "POST", "simpleenroll", Some(&auth), csr_body(csr_der))
             .await?;
-        parse_certs_only(&body)
+        issued(body)
     }
 
     /// `POST /.well-known/est/simpleenroll` authenticated by a certificate in the TLS handshake
@@ -71,7 +80,7 @@ impl EstClient {
         &self,
         tls: &DeviceTls,
         csr_der: &[u8],
-    ) -> Result<Vec<CertificateDer<'static>>, AgentError> {
+    ) -> Result<Issued, DeviceError> {
         let body = self
             .exchange(
                 tls.config(),
@@ -81,16 +90,12 @@ impl EstClient {
                 csr_body(csr_der),
             )
             .await?;
-        parse_certs_only(&body)
+        issued(body)
     }
 
     /// `POST /.well-known/est/simplereenroll` authenticated by the current operational
     /// certificate in the TLS handshake (same or new key).
-    pub async fn reenroll(
-        &self,
-        tls: &DeviceTls,
-        csr_der: &[u8],
-    ) -> Result<Vec<CertificateDer<'static>>, AgentError> {
+    pub async fn reenroll(&self, tls: &DeviceTls, csr_der: &[u8]) -> Result<Issued, DeviceError> {
         let body = self
             .exchange(
                 tls.config(),
@@ -100,7 +105,7 @@ impl EstClient {
                 csr_body(csr_der),
             )
             .await?;
-        parse_certs_only(&body)
+        issued(body)
     }
 
     /// One request on its own TLS connection (ironroot's one HTTPS client, bounded to
@@ -112,7 +117,7 @@ impl EstClient {
         operation: &str,
         authorization: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<Vec<u8>, AgentError> {
+    ) -> Result<(Vec<u8>, Option<i64>), DeviceError> {
         let client = HttpsClient::new(self.endpoint.clone(), cfg)?.with_limits(Limits {
             max_body: MAX_RESPONSE,
             timeout: TIMEOUT,
@@ -138,13 +143,20 @@ impl EstClient {
                 .chars()
                 .take(200)
                 .collect();
-            return Err(AgentError::Refused {
+            return Err(DeviceError::Refused {
                 status: resp.status,
                 body: text.trim().to_string(),
             });
         }
-        Ok(resp.body)
+        Ok((resp.body, resp.date))
     }
+}
+
+fn issued((body, server_time): (Vec<u8>, Option<i64>)) -> Result<Issued, DeviceError> {
+    Ok(Issued {
+        chain: parse_certs_only(&body)?,
+        server_time,
+    })
 }
 
 /// The base64 body of an EST enrollment request.
@@ -154,8 +166,8 @@ fn csr_body(csr_der: &[u8]) -> Vec<u8> {
 
 /// Decodes an EST `application/pkcs7-mime; smime-type=certs-only` body: base64 (line breaks
 /// allowed) of a CMS SignedData with no signers, carrying certificates.
-pub fn parse_certs_only(body: &[u8]) -> Result<Vec<CertificateDer<'static>>, AgentError> {
-    let bad = |why: String| AgentError::BadResponse(why);
+pub fn parse_certs_only(body: &[u8]) -> Result<Vec<CertificateDer<'static>>, DeviceError> {
+    let bad = |why: String| DeviceError::BadResponse(why);
     let compact: Vec<u8> = body
         .iter()
         .copied()
@@ -212,7 +224,7 @@ mod tests {
         for body in [&b"%%%"[..], b"", b"AAAA", b"MAA="] {
             assert!(matches!(
                 parse_certs_only(body),
-                Err(AgentError::BadResponse(_))
+                Err(DeviceError::BadResponse(_))
             ));
         }
     }
@@ -236,10 +248,10 @@ mod properties {
         #[test]
         fn any_body_is_certs_or_a_typed_error(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let raw = parse_certs_only(&data);
-            prop_assert!(raw.is_ok() || matches!(raw, Err(AgentError::BadResponse(_))));
+            prop_assert!(raw.is_ok() || matches!(raw, Err(DeviceError::BadResponse(_))));
             let encoded = STANDARD.encode(&data);
             let decoded = parse_certs_only(encoded.as_bytes());
-            prop_assert!(decoded.is_ok() || matches!(decoded, Err(AgentError::BadResponse(_))));
+            prop_assert!(decoded.is_ok() || matches!(decoded, Err(DeviceError::BadResponse(_))));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The agent's error type.
+//! The device side's error type.
 
 use std::io;
 
@@ -6,7 +6,7 @@ use std::io;
 /// claim tokens.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AgentError {
+pub enum DeviceError {
     /// A PEM or DER input (certificate, chain, key) could not be read.
     #[error("cannot read {what}: {reason}")]
     BadInput {
@@ -47,6 +47,9 @@ pub enum AgentError {
     /// The MQTT connection failed or was closed.
     #[error("MQTT: {0}")]
     Mqtt(String),
+    /// The secure element refused or failed (missing key, wrong HUK, token error).
+    #[error(transparent)]
+    Element(#[from] ironroot_element::ElementError),
     /// Nothing came back in time.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use base64::Engine;
-use ironroot_agent::parse_certs_only;
+use ironroot_device::parse_certs_only;
 
 fn self_signed(cn: &str) -> rcgen::Certificate {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();

@@ -1,0 +1,415 @@
+//! The device agent: drives the transport-free [`crate::core::Lifecycle`] over real HTTPS (EST),
+//! real MQTT over mutual TLS, and a real secure element. One agent is one device; the fleet
+//! simulator runs thousands of them in one process.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ironroot_element::{DeviceSigner, SecureElement};
+use rustls::pki_types::CertificateDer;
+use zeroize::Zeroizing;
+
+use crate::core::{Action, Backoff, CaClock, CertTimes, Event, Lifecycle, Phase};
+use crate::{
+    Answer, DeviceError, DeviceTls, EstClient, Issued, MqttDevice, MqttTarget, TrustAnchor,
+};
+
+/// The credential a device enrolls with the first time (and after expiry).
+pub enum Bootstrap {
+    /// A one-time (or group, quota-limited) claim token, sent as HTTP Basic `id:token`.
+    ClaimToken(Zeroizing<String>),
+    /// A factory certificate whose key is in the element (mutual TLS to EST).
+    Factory(Arc<DeviceTls>),
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClaimToken(_) => "Bootstrap::ClaimToken(secret)",
+            Self::Factory(_) => "Bootstrap::Factory",
+        })
+    }
+}
+
+/// Everything one device needs to know about its cloud.
+#[derive(Debug)]
+pub struct AgentConfig {
+    /// The device id (certificate CN, MQTT client id).
+    pub device_id: String,
+    /// The EST server.
+    pub est: EstClient,
+    /// The root the device trusts.
+    pub trust: TrustAnchor,
+    /// The MQTT broker.
+    pub mqtt: MqttTarget,
+    /// How the device enrolls.
+    pub bootstrap: Bootstrap,
+    /// Telemetry period while connected (`None`: no telemetry).
+    pub telemetry_interval: Option<Duration>,
+    /// Retry and reconnect delays.
+    pub backoff: Backoff,
+}
+
+/// What the agent reports as it works; the simulator counts it, a gateway logs it.
+pub trait AgentObserver: Send + Sync {
+    /// A certificate arrived (`renewal`: not the first one) after `took`.
+    fn enrolled(&self, _device: &str, _renewal: bool, _took: Duration) {}
+    /// The MQTT session came up after `took`.
+    fn connected(&self, _device: &str, _took: Duration) {}
+    /// A telemetry message was answered after `latency` (PUBACK), accepted or refused.
+    fn published(&self, _device: &str, _latency: Duration, _accepted: bool) {}
+    /// Something failed; the lifecycle retries with backoff.
+    fn failed(&self, _device: &str, _step: &'static str, _error: &DeviceError) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+impl AgentObserver for Quiet {}
+
+/// One device.
+pub struct Agent {
+    cfg: AgentConfig,
+    element: Arc<dyn SecureElement>,
+    observer: Arc<dyn AgentObserver>,
+    lifecycle: Lifecycle,
+    clock: CaClock,
+    started: Instant,
+    key: Option<Arc<dyn DeviceSigner>>,
+    tls: Option<DeviceTls>,
+    generation: u32,
+    session: Option<MqttDevice>,
+    sequence: u64,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("device", &self.cfg.device_id)
+            .field("phase", &self.lifecycle.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the Unix epoch on the device's wall clock.
+fn wall_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The validity of a DER certificate in Unix seconds.
+pub fn certificate_times(cert: &CertificateDer<'_>) -> Result<CertTimes, DeviceError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| DeviceError::BadResponse(format!("issued certificate does not parse: {e}")))?;
+    Ok(CertTimes {
+        not_before: parsed.validity().not_before.timestamp(),
+        not_after: parsed.validity().not_after.timestamp(),
+    })
+}
+
+/// Whether an error means the peer refused our certificate itself (expired, revoked,
+/// unknown), rather than a transient failure.
+fn certificate_refused(err: &DeviceError) -> bool {
+    let text = err.to_string();
+    [
+        "CertificateExpired",
+        "CertificateRevoked",
+        "BadCertificate",
+        "CertificateUnknown",
+    ]
+    .iter()
+    .any(|alert| text.contains(alert))
+}
+
+impl Agent {
+    /// A device fresh from the factory, with its element.
+    pub fn new(
+        cfg: AgentConfig,
+        element: Arc<dyn SecureElement>,
+        observer: Arc<dyn AgentObserver>,
+    ) -> Self {
+        let backoff = cfg.backoff.clone();
+        Self {
+            cfg,
+            element,
+            observer,
+            lifecycle: Lifecycle::new(backoff),
+            clock: CaClock::new(),
+            started: Instant::now(),
+            key: None,
+            tls: None,
+            generation: 0,
+            session: None,
+            sequence: 0,
+        }
+    }
+
+    /// The device id.
+    pub fn device_id(&self) -> &str {
+        &self.cfg.device_id
+    }
+
+    /// The lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        self.lifecycle.phase()
+    }
+
+    /// The operational certificate's times, once enrolled.
+    pub fn certificate(&self) -> Option<CertTimes> {
+        self.lifecycle.certificate()
+    }
+
+    /// The device's estimate of the CA's clock.
+    pub fn clock(&self) -> &CaClock {
+        &self.clock
+    }
+
+    /// The current mutual-TLS identity (after enrollment).
+    pub fn tls(&self) -> Option<&DeviceTls> {
+        self.tls.as_ref()
+    }
+
+    /// The live MQTT session, if connected.
+    pub fn session(&mut self) -> Option<&mut MqttDevice> {
+        self.session.as_mut()
+    }
+
+    fn mono(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn ca_now(&self) -> i64 {
+        self.clock.now(self.mono(), wall_now())
+    }
+
+    fn jitter() -> f64 {
+        rand::random::<f64>()
+    }
+
+    fn report(&mut self, event: Event) {
+        let mono = self.mono();
+        self.lifecycle.on(event, mono, Self::jitter());
+    }
+
+    /// Decides the next action and carries it out; returns the action taken. `Wait` actions
+    /// sleep, send telemetry when it is due, and notice a session that ended.
+    pub async fn step(&mut self) -> Action {
+        let action = self.lifecycle.next(self.ca_now(), self.mono());
+        match action {
+            Action::Enroll | Action::Renew | Action::Reenroll => self.enroll(action).await,
+            Action::Connect => self.connect().await,
+            Action::Wait(d) => self.wait(d).await,
+            Action::DestroyKeys => {
+                self.disconnect().await;
+                self.destroy_keys();
+                self.report(Event::KeysDestroyed);
+            }
+            _ => {}
+        }
+        action
+    }
+
+    /// Runs until the device is connected (or `timeout` passes); returns whether it is.
+    pub async fn run_until_connected(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.lifecycle.connected() && Instant::now() < deadline {
+            let action = self.lifecycle.next(self.ca_now(), self.mono());
+            match action {
+                Action::Wait(d) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(d.min(left)).await;
+                }
+                Action::Stop => return false,
+                _ => {
+                    self.step().await;
+                }
+            }
+        }
+        self.lifecycle.connected()
+    }
+
+    /// Tells the lifecycle a verified decommission command arrived.
+    pub fn decommission(&mut self) {
+        self.report(Event::Decommission);
+    }
+
+    async fn enroll(&mut self, action: Action) {
+        let started = Instant::now();
+        let label = format!("identity-{}", self.generation + 1);
+        // A key left behind by an interrupted attempt is replaced, never reused for a CSR.
+        let _ = self.element.destroy(&label);
+        let result = async {
+            let key = self.element.generate(&label)?;
+            let csr = crate::csr(&key, &self.cfg.device_id)?;
+            let issued = match (action, &self.cfg.bootstrap, &self.tls) {
+                (Action::Renew, _, Some(tls)) => self.cfg.est.reenroll(tls, &csr).await?,
+                (Action::Reenroll, Bootstrap::Factory(f), _) => {
+                    self.cfg.est.reenroll(f, &csr).await?
+                }
+                (_, Bootstrap::Factory(f), _) => {
+                    self.cfg.est.enroll_with_certificate(f, &csr).await?
+                }
+                (_, Bootstrap::ClaimToken(t), _) => {
+                    self.cfg
+                        .est
+                        .enroll_with_claim(&self.cfg.device_id, t, &csr)
+                        .await?
+                }
+            };
+            Ok::<_, DeviceError>((key, issued))
+        }
+        .await;
+        match result {
+            Ok((key, Issued { chain, server_time })) => {
+                let times = match chain.first().map(certificate_times) {
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => return self.enroll_failed(&label, "enroll", e),
+                    None => {
+                        let e = DeviceError::BadResponse("no certificate".into());
+                        return self.enroll_failed(&label, "enroll", e);
+                    }
+                };
+                if let Some(server) = server_time {
+                    let mono = self.mono();
+                    self.clock.sync(mono, wall_now(), server);
+                }
+                let tls = match DeviceTls::new(&self.cfg.trust, chain, key.clone()) {
+                    Ok(t) => t,
+                    Err(e) => return self.enroll_failed(&label, "enroll", e),
+                };
+                // The previous key is destroyed once the new certificate is in hand.
+                if let Some(old) = self.key.replace(key) {
+                    let _ = self.element.destroy(old.key_id());
+                }
+                self.generation += 1;
+                self.tls = Some(tls);
+                self.disconnect().await;
+                self.observer.enrolled(
+                    &self.cfg.device_id,
+                    action != Action::Enroll,
+                    started.elapsed(),
+                );
+                self.report(Event::Enrolled(times));
+            }
+            Err(e) => self.enroll_failed(&label, "enroll", e),
+        }
+    }
+
+    fn enroll_failed(&mut self, label: &str, step: &'static str, e: DeviceError) {
+        let _ = self.element.destroy(label);
+        self.observer.failed(&self.cfg.device_id, step, &e);
+        let event = if certificate_refused(&e) {
+            Event::CertificateRejected
+        } else {
+            Event::EnrollFailed
+        };
+        self.report(event);
+    }
+
+    async fn connect(&mut self) {
+        self.disconnect().await;
+        let Some(tls) = &self.tls else {
+            self.report(Event::Disconnected);
+            return;
+        };
+        let started = Instant::now();
+        match MqttDevice::connect(&self.cfg.mqtt, &self.cfg.device_id, tls).await {
+            Ok(mut session) => {
+                let commands = format!("devices/{}/commands", self.cfg.device_id);
+                match session.subscribe(&commands).await {
+                    Ok(Answer::Accepted) => {}
+                    Ok(Answer::Refused(why)) => {
+                        let e = DeviceError::Mqtt(format!("subscribe {commands}: {why}"));
+                        self.observer.failed(&self.cfg.device_id, "subscribe", &e);
+                    }
+                    Err(e) => {
+                        self.observer.failed(&self.cfg.device_id, "subscribe", &e);
+                        self.report(Event::Disconnected);
+                        return;
+                    }
+                }
+                self.session = Some(session);
+                self.observer
+                    .connected(&self.cfg.device_id, started.elapsed());
+                self.report(Event::Connected);
+            }
+            Err(e) => {
+                self.observer.failed(&self.cfg.device_id, "connect", &e);
+                let event = if certificate_refused(&e) {
+                    Event::CertificateRejected
+                } else {
+                    Event::Disconnected
+                };
+                self.report(event);
+            }
+        }
+    }
+
+    async fn wait(&mut self, d: Duration) {
+        if self.session.as_mut().is_some_and(MqttDevice::poll_closed) {
+            self.session = None;
+            self.report(Event::Disconnected);
+            return;
+        }
+        let Some(interval) = self
+            .cfg
+            .telemetry_interval
+            .filter(|_| self.session.is_some())
+        else {
+            // Not connected (backoff) or no telemetry: sleep, but at most a second at a time so
+            // a caller can interleave its own checks.
+            tokio::time::sleep(d.min(Duration::from_secs(1))).await;
+            return;
+        };
+        tokio::time::sleep(d.min(interval)).await;
+        if self.session.as_mut().is_some_and(MqttDevice::poll_closed) {
+            self.session = None;
+            self.report(Event::Disconnected);
+            return;
+        }
+        self.publish_telemetry().await;
+    }
+
+    /// Publishes one telemetry message now (QoS 1), reporting the PUBACK latency.
+    pub async fn publish_telemetry(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        self.sequence += 1;
+        let topic = format!("devices/{}/telemetry", self.cfg.device_id);
+        let payload = format!(r#"{{"seq":{},"temp_c":21.5}}"#, self.sequence);
+        let started = Instant::now();
+        match session.publish(&topic, payload.as_bytes()).await {
+            Ok(answer) => {
+                let accepted = answer == Answer::Accepted;
+                self.observer
+                    .published(&self.cfg.device_id, started.elapsed(), accepted);
+                if !accepted && session.is_closed() {
+                    self.session = None;
+                    self.report(Event::Disconnected);
+                }
+            }
+            Err(e) => {
+                self.observer.failed(&self.cfg.device_id, "publish", &e);
+                self.session = None;
+                self.report(Event::Disconnected);
+            }
+        }
+    }
+
+    /// Ends the MQTT session, if any.
+    pub async fn disconnect(&mut self) {
+        if let Some(s) = self.session.take() {
+            s.disconnect().await;
+        }
+    }
+
+    fn destroy_keys(&mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = self.element.destroy(key.key_id());
+        }
+        self.tls = None;
+    }
+}
