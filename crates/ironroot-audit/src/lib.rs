@@ -63,6 +63,7 @@ pub mod hash;
 pub mod kind;
 pub mod note;
 pub mod proof;
+pub mod query;
 pub mod reader;
 #[cfg(feature = "store")]
 pub mod sql;
@@ -84,6 +85,7 @@ pub use note::{NoteError, NoteSigner, NoteVerifier};
 pub use proof::{
     ConsistencyProof, InclusionProof, ProofError, VerifiedConsistency, VerifiedInclusion,
 };
+pub use query::{EventFilter, TypeFilter, entry_json};
 pub use reader::{LogReader, ProveError};
 #[cfg(feature = "store")]
 pub use sql::SqlStorage;

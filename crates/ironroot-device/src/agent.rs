@@ -48,6 +48,9 @@ pub struct AgentConfig {
     pub telemetry_interval: Option<Duration>,
     /// Retry and reconnect delays.
     pub backoff: Backoff,
+    /// Seconds added to the device's wall clock: simulates a device whose clock is wrong (the
+    /// lifecycle must not care). Zero on real devices.
+    pub clock_skew: i64,
 }
 
 /// What the agent reports as it works; the simulator counts it, a gateway logs it.
@@ -99,14 +102,18 @@ fn wall_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The validity of a DER certificate in Unix seconds.
-pub fn certificate_times(cert: &CertificateDer<'_>) -> Result<CertTimes, DeviceError> {
+/// The validity of a DER certificate in Unix seconds, received at CA time `issued_at`.
+pub fn certificate_times(
+    cert: &CertificateDer<'_>,
+    issued_at: Option<i64>,
+) -> Result<CertTimes, DeviceError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| DeviceError::BadResponse(format!("issued certificate does not parse: {e}")))?;
-    Ok(CertTimes {
-        not_before: parsed.validity().not_before.timestamp(),
-        not_after: parsed.validity().not_after.timestamp(),
-    })
+    Ok(CertTimes::new(
+        parsed.validity().not_before.timestamp(),
+        parsed.validity().not_after.timestamp(),
+        issued_at,
+    ))
 }
 
 /// Whether an error means the peer refused our certificate itself (expired, revoked,
@@ -180,8 +187,13 @@ impl Agent {
         self.started.elapsed()
     }
 
-    fn ca_now(&self) -> i64 {
-        self.clock.now(self.mono(), wall_now())
+    fn wall(&self) -> i64 {
+        wall_now().saturating_add(self.cfg.clock_skew)
+    }
+
+    /// The device's estimate of CA time now.
+    pub fn ca_now(&self) -> i64 {
+        self.clock.now(self.mono(), self.wall())
     }
 
     fn jitter() -> f64 {
@@ -263,7 +275,7 @@ impl Agent {
         .await;
         match result {
             Ok((key, Issued { chain, server_time })) => {
-                let times = match chain.first().map(certificate_times) {
+                let times = match chain.first().map(|c| certificate_times(c, server_time)) {
                     Some(Ok(t)) => t,
                     Some(Err(e)) => return self.enroll_failed(&label, "enroll", e),
                     None => {
@@ -273,7 +285,8 @@ impl Agent {
                 };
                 if let Some(server) = server_time {
                     let mono = self.mono();
-                    self.clock.sync(mono, wall_now(), server);
+                    let wall = self.wall();
+                    self.clock.sync(mono, wall, server);
                 }
                 let tls = match DeviceTls::new(&self.cfg.trust, chain, key.clone()) {
                     Ok(t) => t,

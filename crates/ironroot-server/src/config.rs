@@ -122,6 +122,10 @@ pub struct EnrollmentRules {
     /// How often due rotations are retired.
     #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
+    /// Lifetime of operational device certificates (at least 1 minute). Devices renew at two
+    /// thirds of it.
+    #[serde(with = "humantime_serde")]
+    pub device_validity: Duration,
 }
 
 impl Default for EnrollmentRules {
@@ -132,6 +136,7 @@ impl Default for EnrollmentRules {
             default_claim_ttl: Duration::from_secs(15 * 60),
             max_claim_ttl: Duration::from_secs(7 * 24 * 3600),
             sweep_interval: Duration::from_secs(5),
+            device_validity: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

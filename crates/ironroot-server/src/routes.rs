@@ -230,6 +230,24 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             }),
         ),
         get(
+            "/api/v1/audit/events",
+            crate::operator::audit_events,
+            json!({
+                "summary": "Audit log entries (the JSON form of `ironroot audit show --json`), filtered",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "parameters": [
+                    {"name": "device", "in": "query", "schema": {"type": "string"}, "description": "only entries about this device"},
+                    {"name": "type", "in": "query", "schema": {"type": "string"}, "description": "an event type (mqtt.denied) or area (mqtt)"},
+                    {"name": "after", "in": "query", "schema": {"type": "integer"}, "description": "only entries after this index (pass next_after to page)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}}
+                ],
+                "responses": {
+                    "200": {"description": "{entries: [...], next_after}", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "400": {"description": "unknown event type"}
+                }
+            }),
+        ),
+        get(
             "/api/v1/devices/{id}",
             crate::operator::show,
             json!({

@@ -271,14 +271,19 @@ impl Server {
             None => Store::open_data_dir(&config.data_dir).await?,
         };
         let audit = Arc::new(Audit::open_store(&store, &config.data_dir).await?);
-        let identity = IdentityService::open(
-            ca,
-            store.clone(),
-            audit.clone(),
-            crate::identity::IdentityOptions::new(&config.data_dir),
-        )
-        .await
-        .map_err(|e| StartError::Identity(e.to_string()))?;
+        let validity = config.enrollment.device_validity;
+        if validity < std::time::Duration::from_secs(60) {
+            return Err(StartError::Identity(format!(
+                "api.enrollment.device_validity is {}; it must be at least 1 minute",
+                humantime_serde::re::humantime::format_duration(validity)
+            )));
+        }
+        let mut options = crate::identity::IdentityOptions::new(&config.data_dir);
+        options.issuance.device_validity =
+            time::Duration::seconds(i64::try_from(validity.as_secs()).unwrap_or(i64::MAX));
+        let identity = IdentityService::open(ca, store.clone(), audit.clone(), options)
+            .await
+            .map_err(|e| StartError::Identity(e.to_string()))?;
         let tls = crate::tls::server_config(&server_id, identity.ca(), identity.revocations())?;
         let admin = AdminToken::new(&load_or_create_admin_token(&config.data_dir)?);
         let rotations = Rotations::load(&store).await?;

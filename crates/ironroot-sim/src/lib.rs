@@ -17,6 +17,7 @@
 //! only adds fleet bookkeeping. The server crates never depend on this crate.
 #![forbid(unsafe_code)]
 
+pub mod attacks;
 mod error;
 mod operator;
 mod report;
@@ -25,4 +26,4 @@ mod run;
 pub use error::SimError;
 pub use operator::Operator;
 pub use report::{AttackResult, Report};
-pub use run::{Progress, SimConfig, run};
+pub use run::{Progress, Scenario, SimConfig, run};

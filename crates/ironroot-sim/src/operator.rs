@@ -42,7 +42,11 @@ impl Operator {
         body: &Value,
     ) -> Result<Value, SimError> {
         let auth = Zeroizing::new(format!("Bearer {}", self.token.as_str()));
-        let body = serde_json::to_vec(body).map_err(|e| SimError::Config(e.to_string()))?;
+        let body = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).map_err(|e| SimError::Config(e.to_string()))?
+        };
         let resp = self
             .client
             .request(
@@ -136,6 +140,26 @@ impl Operator {
             .as_str()
             .map(|t| Zeroizing::new(t.to_owned()))
             .ok_or_else(|| SimError::Config("the claim answer has no token".into()))
+    }
+
+    /// Audit entries about `device` of `kind` (`GET /api/v1/audit/events`).
+    pub async fn audit_events(
+        &self,
+        device: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Vec<Value>, SimError> {
+        let mut query = Vec::new();
+        if let Some(d) = device {
+            query.push(format!("device={d}"));
+        }
+        if let Some(k) = kind {
+            query.push(format!("type={k}"));
+        }
+        let path = format!("/api/v1/audit/events?{}", query.join("&"));
+        let answer = self
+            .call("audit events", "GET", &path, &Value::Null)
+            .await?;
+        Ok(answer["entries"].as_array().cloned().unwrap_or_default())
     }
 
     /// Revokes a device and all its certificates.

@@ -19,9 +19,21 @@ use crate::{Operator, Report, SimError};
 /// Most distinct failure messages kept for the report.
 const FAILURE_SAMPLES: usize = 8;
 
+/// What the fleet does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scenario {
+    /// Enroll, connect, stream telemetry.
+    Baseline,
+    /// The baseline, then every attack of [`crate::attacks`]; each must be refused and audited.
+    Attacks,
+}
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// What the devices do.
+    pub scenario: Scenario,
     /// The server's API/EST URL (`https://host:port`).
     pub server: String,
     /// The broker.
@@ -130,6 +142,7 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
             bootstrap: Bootstrap::ClaimToken(token.clone()),
             telemetry_interval: None,
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+            clock_skew: 0,
         };
         let (tally, slots, done, progress) = (
             tally.clone(),
@@ -187,6 +200,19 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
     for t in tasks {
         let _ = t.await;
     }
+    let attacks = if cfg.scenario == Scenario::Attacks {
+        progress.phase("running attacks");
+        let arena = crate::attacks::Arena {
+            operator: &operator,
+            est: &est,
+            trust: &trust,
+            mqtt: &cfg.mqtt,
+            prefix: &cfg.prefix,
+        };
+        crate::attacks::run_all(&arena).await
+    } else {
+        Vec::new()
+    };
 
     let mut publish = std::mem::take(&mut *tally.publish_us.lock());
     publish.sort_unstable();
@@ -205,7 +231,7 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
         connect_p99_ms: quantile_ms(&connect, 0.99),
         devices_per_second: connected as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed_s: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        attacks: Vec::new(),
+        attacks,
         failure_samples: std::mem::take(&mut *tally.samples.lock()),
     })
 }

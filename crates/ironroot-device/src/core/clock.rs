@@ -17,13 +17,29 @@ pub struct CertTimes {
     pub not_before: i64,
     /// `notAfter`.
     pub not_after: i64,
+    /// When the device received it, in CA time (the server's `Date`; `notBefore` when
+    /// unknown). Renewal is timed from here, not from the backdated `notBefore`, so short
+    /// lifetimes do not come due at once.
+    pub issued_at: i64,
 }
 
 impl CertTimes {
-    /// When renewal is due: two thirds of the way from `notBefore` to `notAfter`.
+    /// Times of a certificate received at CA time `issued_at` (clamped into its validity).
+    pub fn new(not_before: i64, not_after: i64, issued_at: Option<i64>) -> Self {
+        let issued_at = issued_at
+            .unwrap_or(not_before)
+            .clamp(not_before, not_after.max(not_before));
+        Self {
+            not_before,
+            not_after,
+            issued_at,
+        }
+    }
+
+    /// When renewal is due: two thirds of the way from issuance to `notAfter`.
     pub fn renew_at(&self) -> i64 {
-        let life = self.not_after.saturating_sub(self.not_before).max(0);
-        self.not_before
+        let life = self.not_after.saturating_sub(self.issued_at).max(0);
+        self.issued_at
             .saturating_add(life / 3 * 2 + (life % 3) * 2 / 3)
     }
 
@@ -89,11 +105,11 @@ mod tests {
 
     #[test]
     fn renewal_is_at_two_thirds_of_the_lifetime() {
-        let t = CertTimes {
-            not_before: 1_000,
-            not_after: 1_000 + 90 * DAY,
-        };
+        let t = CertTimes::new(1_000, 1_000 + 90 * DAY, None);
         assert_eq!(t.renew_at(), 1_000 + 60 * DAY);
+        // A short lifetime behind a 5-minute backdate: timed from issuance, not notBefore.
+        let short = CertTimes::new(10_000 - 300, 10_000 + 120, Some(10_000));
+        assert_eq!(short.renew_at(), 10_080);
         assert!(!t.expired(1_000 + 90 * DAY - 1));
         assert!(t.expired(1_000 + 90 * DAY));
     }
@@ -104,10 +120,7 @@ mod tests {
         let wall = real - 6 * 3_600; // the device's clock is six hours behind
         let mut clock = CaClock::new();
         clock.sync(Duration::from_secs(100), wall, real);
-        let cert = CertTimes {
-            not_before: real - 300,
-            not_after: real + 90 * DAY,
-        };
+        let cert = CertTimes::new(real - 300, real + 90 * DAY, Some(real));
         // Sixty days later on the monotonic clock: CA time is right, so renewal is due then,
         // while the slow wall clock alone would have said "six hours to go".
         let mono = Duration::from_secs(100 + (60 * DAY) as u64);
@@ -135,8 +148,8 @@ mod tests {
     proptest! {
         #[test]
         fn renewal_always_falls_inside_the_validity(nb in -1_000_000_000i64..4_000_000_000, life in 1i64..(20 * 365 * DAY)) {
-            let t = CertTimes { not_before: nb, not_after: nb + life };
-            prop_assert!(t.renew_at() >= t.not_before);
+            let t = CertTimes::new(nb, nb + life, Some(nb + life / 7));
+            prop_assert!(t.renew_at() >= t.issued_at);
             prop_assert!(t.renew_at() < t.not_after);
         }
 

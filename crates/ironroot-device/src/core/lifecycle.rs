@@ -209,10 +209,7 @@ mod tests {
     const T0: i64 = 1_800_000_000;
 
     fn cert(from: i64) -> CertTimes {
-        CertTimes {
-            not_before: from,
-            not_after: from + 90 * DAY,
-        }
+        CertTimes::new(from, from + 90 * DAY, None)
     }
 
     fn at(s: u64) -> Duration {

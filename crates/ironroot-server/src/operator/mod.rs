@@ -19,6 +19,7 @@ use crate::auth::{Conn, operator_actor};
 use crate::error::{ApiError, OperatorError};
 use crate::identity::IdentityError;
 
+mod audit;
 mod claim;
 mod devices;
 mod import;
@@ -33,6 +34,7 @@ pub use lifecycle::{RetireResult, StateResult};
 
 // The handlers, for the route table in `crate::routes` (which builds the router and the
 // OpenAPI document from one list).
+pub(crate) use audit::events as audit_events;
 pub(crate) use claim::{claim_device, claim_group};
 pub(crate) use devices::{add, list, show};
 pub(crate) use import::import;

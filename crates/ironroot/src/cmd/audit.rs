@@ -13,8 +13,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use ironroot_audit::{
-    Audit, AuditDir, BundleError, Event, EventKind, LogReader, LogStorage, NoteVerifier, Outcome,
-    ProofBundle, SqlStorage, Timestamp, VerifyError, VerifyOptions, leaf_hash, verify_log,
+    Audit, AuditDir, BundleError, Event, EventFilter, EventKind, LogReader, LogStorage,
+    NoteVerifier, Outcome, ProofBundle, SqlStorage, Timestamp, TypeFilter, VerifyError,
+    VerifyOptions, entry_json, verify_log,
 };
 use ironroot_store::Store;
 
@@ -151,7 +152,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 event_type,
                 json,
             } => {
-                let filter = Filter {
+                let filter = EventFilter {
                     device,
                     since,
                     event_type,
@@ -298,44 +299,7 @@ async fn verify(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Which entries `show` prints.
-#[derive(Debug, Default)]
-struct Filter {
-    device: Option<String>,
-    since: Option<Timestamp>,
-    event_type: Option<TypeFilter>,
-}
-
-/// What `show --type` selects: one kind, or every kind of an area (`cert`).
-#[derive(Debug, Clone, PartialEq)]
-enum TypeFilter {
-    Kind(EventKind),
-    Area(String),
-}
-
-impl Filter {
-    fn matches(&self, e: &Event) -> bool {
-        if let Some(d) = &self.device {
-            let about = (e.subject.kind == "device" && &e.subject.id == d)
-                || e.actor.strip_prefix("device:") == Some(d.as_str())
-                || e.details.get("device") == Some(d);
-            if !about {
-                return false;
-            }
-        }
-        if self.since.is_some_and(|t| e.time < t) {
-            return false;
-        }
-        match &self.event_type {
-            Some(TypeFilter::Kind(k)) if &e.event_type != k => return false,
-            Some(TypeFilter::Area(a)) if e.event_type.area() != a => return false,
-            _ => {}
-        }
-        true
-    }
-}
-
-async fn show(args: &StoreArgs, filter: &Filter, json: bool) -> anyhow::Result<()> {
+async fn show(args: &StoreArgs, filter: &EventFilter, json: bool) -> anyhow::Result<()> {
     let store = open_existing(args).await?;
     let storage = SqlStorage::new(store.clone());
     let stdout = std::io::stdout();
@@ -352,7 +316,7 @@ async fn show(args: &StoreArgs, filter: &Filter, json: bool) -> anyhow::Result<(
         for leaf in page {
             let line = match Event::decode(&leaf.data) {
                 Ok(e) if !filter.matches(&e) => continue,
-                Ok(e) if json => json_line(leaf.index, &e, &leaf.data),
+                Ok(e) if json => entry_json(leaf.index, &e, &leaf.data).to_string(),
                 Ok(e) => text_line(leaf.index, &e),
                 // Never hide a broken entry, whatever the filter.
                 Err(err) => format!(
@@ -404,21 +368,6 @@ fn text_line(index: u64, e: &Event) -> String {
     line.chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()
-}
-
-fn json_line(index: u64, e: &Event, leaf: &[u8]) -> String {
-    serde_json::json!({
-        "index": index,
-        "time": e.time.to_string(),
-        "type": e.event_type.as_str(),
-        "actor": e.actor,
-        "subject": { "kind": e.subject.kind, "id": e.subject.id },
-        "source": e.source,
-        "outcome": e.outcome.as_str(),
-        "details": e.details,
-        "leaf_hash": leaf_hash(leaf).to_hex(),
-    })
-    .to_string()
 }
 
 async fn prove(args: &StoreArgs, index: u64, out: Option<&Path>) -> anyhow::Result<()> {
@@ -557,23 +506,8 @@ fn parse_kind(text: &str) -> Result<EventKind, String> {
     })
 }
 
-/// A known kind or area (`audit show --type`). Names this build does not know are refused
-/// even though the log may hold them (written by a newer version): a typo must not silently
-/// match nothing; entries of unknown kinds still show unfiltered or with their area.
 fn parse_type_filter(text: &str) -> Result<TypeFilter, String> {
-    if let Some(kind) = EventKind::from_name(text) {
-        return Ok(TypeFilter::Kind(kind));
-    }
-    let mut areas: Vec<&str> = EventKind::ALL.iter().map(EventKind::area).collect();
-    areas.dedup();
-    if areas.contains(&text) {
-        return Ok(TypeFilter::Area(text.to_owned()));
-    }
-    Err(format!(
-        "unknown event type {text:?}; expected one of: {} (or an area: {})",
-        EventKind::names(),
-        areas.join(", ")
-    ))
+    TypeFilter::parse(text)
 }
 
 fn parse_subject(text: &str) -> Result<(String, String), String> {

@@ -27,7 +27,9 @@ pub struct SimulateArgs {
     /// How many devices.
     #[arg(long, default_value_t = 10, value_name = "N")]
     devices: usize,
-    /// What the devices do: `baseline` (enroll, connect, telemetry).
+    /// What the devices do: `baseline` (enroll, connect, telemetry) or `attacks` (the
+    /// baseline, then cloned certificates, foreign topics, forged certificates, replayed claim
+    /// tokens, foreign CSRs, reconnecting after revocation: each must be refused and audited).
     #[arg(long, value_enum, default_value_t = Scenario::Baseline)]
     scenario: Scenario,
     /// Print the summary as JSON on stdout.
@@ -72,6 +74,8 @@ pub struct SimulateArgs {
 enum Scenario {
     /// Enroll, connect, stream telemetry.
     Baseline,
+    /// The baseline, then the attacks.
+    Attacks,
 }
 
 struct Bar(Option<indicatif::ProgressBar>);
@@ -143,6 +147,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("sim-{:06x}", rand::random::<u32>() & 0xff_ffff));
     let cfg = SimConfig {
+        scenario: match args.scenario {
+            Scenario::Baseline => ironroot_sim::Scenario::Baseline,
+            Scenario::Attacks => ironroot_sim::Scenario::Attacks,
+        },
         server,
         mqtt: MqttTarget {
             host: host.trim_matches(['[', ']']).to_owned(),
@@ -179,7 +187,9 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         print!("{}", report.human());
     }
-    let ok = report.connected == report.devices && report.failures == 0;
+    let ok = report.connected == report.devices
+        && report.failures == 0
+        && report.attacks.iter().all(|a| a.refused && a.audited);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

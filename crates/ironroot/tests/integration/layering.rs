@@ -17,9 +17,10 @@ const CHAIN: &[&[&str]] = &[
         "ironroot-https-client",
         "ironroot-tlscheck",
     ],
-    &["ironroot-image", "ironroot-esp"],
+    &["ironroot-image", "ironroot-esp", "ironroot-element"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
-    &["ironroot-boot", "ironroot-scan"],
+    // The device side sits this low so it can never pull in a server crate.
+    &["ironroot-boot", "ironroot-scan", "ironroot-device"],
     &["ironroot-pki"],
     &["ironroot-policy"],
     &["ironroot-store"],
@@ -29,8 +30,9 @@ const CHAIN: &[&[&str]] = &[
     &["ironroot-broker"],
     &["ironroot-control"],
     &["ironroot-server"],
-    &["ironroot-device"],
     &["ironroot-node"],
+    // The simulator sits above every server crate: no server crate may depend on it.
+    &["ironroot-sim"],
     &["ironroot"],
 ];
 

@@ -9,6 +9,7 @@ mod ca_identity;
 mod check_tls;
 mod demo;
 mod device;
+mod device_lifecycle;
 mod firmware;
 mod firmware_esp;
 mod firmware_scan;

@@ -1,8 +1,8 @@
 //! `ironroot simulate` against a real `ironroot up`: N virtual devices, each with its own key
 //! in its own element and its own certificate, enroll over EST, connect over mutual-TLS MQTT and
-//! send telemetry; the JSON report counts what the devices saw. An independent client
-//! (mosquitto_sub holding a real device certificate is not allowed to read others' telemetry,
-//! so the check is the registry: every simulated device holds an active certificate).
+//! send telemetry; the JSON report counts what the devices saw; then the attack scenario runs
+//! and every attack must be refused and audited (checked again here through the audit API with
+//! curl). The registry confirms enrollment independently of the simulator's own counters.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -89,6 +89,8 @@ fn simulate_enrolls_connects_and_reports_every_device() {
             "50ms",
             "--prefix",
             "simt",
+            "--scenario",
+            "attacks",
             "--json",
         ],
     ));
@@ -103,7 +105,63 @@ fn simulate_enrolls_connects_and_reports_every_device() {
         report["p99_ms"].as_f64().unwrap(),
     );
     assert!(p50 > 0.0 && p50 <= p99, "{report}");
-    assert!(report["attacks"].as_array().unwrap().is_empty());
+    // Every attack was tried, refused, and found in the audit log.
+    let attacks = report["attacks"].as_array().unwrap();
+    let names: Vec<&str> = attacks
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "cloned_certificate_used_twice",
+        "publish_to_another_devices_topic",
+        "self_signed_certificate_claiming_a_real_id",
+        "replayed_claim_token",
+        "csr_for_another_device_id",
+        "reconnect_after_revocation",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing: {report}");
+    }
+    for a in attacks {
+        assert_eq!(a["refused"], true, "{a}");
+        assert_eq!(a["audited"], true, "{a}");
+    }
+    // The audit API the simulator used is for operators only.
+    let url = std::fs::read_to_string(dir.join("server.url")).unwrap();
+    let out = ironroot_testkit::run(
+        std::process::Command::new(ironroot_testkit::tool("curl")).args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            dir.join("pki/chain.pem").to_str().unwrap(),
+            &format!("{}/api/v1/audit/events?type=mqtt.denied", url.trim()),
+        ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let out = run_ok(
+        std::process::Command::new(ironroot_testkit::tool("curl")).args([
+            "-s",
+            "--fail",
+            "--cacert",
+            dir.join("pki/chain.pem").to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            &format!(
+                "{}/api/v1/audit/events?type=mqtt.denied&device=simt-atk-spoof",
+                url.trim()
+            ),
+        ]),
+    );
+    let denied: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = &denied["entries"][0];
+    assert_eq!(
+        entry["details"]["topic"], "devices/simt-atk-victim/telemetry",
+        "{denied}"
+    );
+    assert_eq!(entry["outcome"], "denied", "{denied}");
 
     // The registry agrees: each simulated device is enrolled with a certificate of its own.
     let out = run_ok(&mut ironroot(&dir, &["device", "show", "simt-00007"]));

@@ -21,7 +21,7 @@ fn since_takes_ages_and_rfc3339() {
 fn filters_by_device_type_and_area() {
     let e = Event::new(EventKind::CertIssued, "operator:alice").subject("certificate", "01ab");
     let e = e.detail("device", "dev-1");
-    let f = |device: Option<&str>, ty: Option<&str>| Filter {
+    let f = |device: Option<&str>, ty: Option<&str>| EventFilter {
         device: device.map(str::to_owned),
         event_type: ty.map(|t| parse_type_filter(t).unwrap()),
         since: None,

@@ -1,0 +1,250 @@
+//! The `attacks` scenario: what a compromised or malicious device would try, each against the
+//! real server and broker, each of which must be refused and found in the audit log.
+//!
+//! | attack | refused means | audit entry |
+//! |---|---|---|
+//! | `cloned_certificate_used_twice` | the two sessions are never both alive (the second takes over) | `mqtt.takeover` |
+//! | `publish_to_another_devices_topic` | PUBACK `NotAuthorized` | `mqtt.denied` |
+//! | `self_signed_certificate_claiming_a_real_id` | TLS handshake refused | `mqtt.certificate_rejected` |
+//! | `replayed_claim_token` | EST 401 | `provision.failed` |
+//! | `csr_for_another_device_id` | EST refusal | `provision.failed` |
+//! | `reconnect_after_revocation` | live session ended, reconnect refused | `mqtt.certificate_rejected` |
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironroot_device::{Answer, DeviceTls, EstClient, MqttDevice, MqttTarget, TrustAnchor, csr};
+use ironroot_element::{DeviceSigner, RcgenKey, SecureElement, SoftwareElement};
+
+use crate::{AttackResult, Operator, SimError};
+
+/// How long the simulator waits for an audit entry to appear.
+const AUDIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Everything an attack needs.
+pub struct Arena<'a> {
+    /// The operator API (registers attack devices, mints claims, revokes, reads the audit log).
+    pub operator: &'a Operator,
+    /// The EST server.
+    pub est: &'a EstClient,
+    /// The root the devices trust.
+    pub trust: &'a TrustAnchor,
+    /// The broker.
+    pub mqtt: &'a MqttTarget,
+    /// Device id prefix of this run (attack devices are `<prefix>-atk-<name>`).
+    pub prefix: &'a str,
+}
+
+/// A device enrolled for an attack: its element key and mutual-TLS identity.
+struct Enrolled {
+    id: String,
+    tls: DeviceTls,
+}
+
+impl Arena<'_> {
+    fn id(&self, name: &str) -> String {
+        format!("{}-atk-{name}", self.prefix)
+    }
+
+    async fn register(&self, id: &str) -> Result<(), SimError> {
+        self.operator
+            .register(&[id.to_owned()], self.prefix)
+            .await
+            .map(|_| ())
+    }
+
+    /// Registers `name`, mints its claim, enrolls it with a key made in a fresh element.
+    async fn enrolled(&self, name: &str) -> Result<Enrolled, SimError> {
+        let id = self.id(name);
+        self.register(&id).await?;
+        let token = self.operator.device_claim(&id).await?;
+        let key = new_key()?;
+        let issued = self
+            .est
+            .enroll_with_claim(&id, &token, &csr(&key, &id)?)
+            .await?;
+        let tls = DeviceTls::new(self.trust, issued.chain, key)?;
+        Ok(Enrolled { id, tls })
+    }
+
+    /// Whether an audit entry of `kind` about `device` appears within [`AUDIT_WAIT`].
+    async fn audited(&self, device: &str, kind: &str) -> bool {
+        let deadline = Instant::now() + AUDIT_WAIT;
+        loop {
+            match self.operator.audit_events(Some(device), Some(kind)).await {
+                Ok(entries) if !entries.is_empty() => return true,
+                _ if Instant::now() >= deadline => return false,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+fn new_key() -> Result<Arc<dyn DeviceSigner>, SimError> {
+    let element = SoftwareElement::ephemeral().map_err(ironroot_device::DeviceError::from)?;
+    Ok(element
+        .generate("identity")
+        .map_err(ironroot_device::DeviceError::from)?)
+}
+
+fn result(name: &str, refused: bool, audited: bool) -> AttackResult {
+    AttackResult {
+        name: name.to_owned(),
+        refused,
+        audited,
+    }
+}
+
+/// Runs every attack; an attack that cannot even be set up counts as not refused.
+pub async fn run_all(arena: &Arena<'_>) -> Vec<AttackResult> {
+    let mut out = Vec::new();
+    out.push(cloned_certificate(arena).await);
+    out.push(foreign_topic(arena).await);
+    out.push(self_signed(arena).await);
+    out.push(replayed_claim(arena).await);
+    out.push(foreign_csr(arena).await);
+    out.push(after_revocation(arena).await);
+    out
+}
+
+async fn cloned_certificate(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "cloned_certificate_used_twice";
+    let Ok(dev) = a.enrolled("clone").await else {
+        return result(NAME, false, false);
+    };
+    let Ok(mut first) = MqttDevice::connect(a.mqtt, &dev.id, &dev.tls).await else {
+        return result(NAME, false, false);
+    };
+    // The clone: the same certificate and key, a second connection.
+    let second = MqttDevice::connect(a.mqtt, &dev.id, &dev.tls).await;
+    let first_ended = first.wait_closed(Duration::from_secs(5)).await.is_ok();
+    let refused = first_ended || second.is_err();
+    if let Ok(s) = second {
+        s.disconnect().await;
+    }
+    result(NAME, refused, a.audited(&dev.id, "mqtt.takeover").await)
+}
+
+async fn foreign_topic(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "publish_to_another_devices_topic";
+    let Ok(dev) = a.enrolled("spoof").await else {
+        return result(NAME, false, false);
+    };
+    let Ok(mut s) = MqttDevice::connect(a.mqtt, &dev.id, &dev.tls).await else {
+        return result(NAME, false, false);
+    };
+    let victim = format!("devices/{}/telemetry", a.id("victim"));
+    let answer = s.publish(&victim, b"{\"spoofed\":true}").await;
+    // The same session's own topic is accepted: "refused" is the policy, not a broken path.
+    let own = s
+        .publish(&format!("devices/{}/telemetry", dev.id), b"{}")
+        .await;
+    s.disconnect().await;
+    let refused = matches!(answer, Ok(Answer::Refused(_))) && matches!(own, Ok(Answer::Accepted));
+    result(NAME, refused, a.audited(&dev.id, "mqtt.denied").await)
+}
+
+async fn self_signed(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "self_signed_certificate_claiming_a_real_id";
+    let victim = a.id("victim");
+    if a.register(&victim).await.is_err() {
+        return result(NAME, false, false);
+    }
+    let forged = async {
+        let key = new_key()?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| SimError::Config(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, victim.as_str());
+        let cert = params
+            .self_signed(&RcgenKey(key.clone()))
+            .map_err(|e| SimError::Config(e.to_string()))?;
+        Ok::<_, SimError>(DeviceTls::new(a.trust, vec![cert.der().clone()], key)?)
+    }
+    .await;
+    let Ok(tls) = forged else {
+        return result(NAME, false, false);
+    };
+    let refused = MqttDevice::connect(a.mqtt, &victim, &tls).await.is_err();
+    result(
+        NAME,
+        refused,
+        a.audited(&victim, "mqtt.certificate_rejected").await,
+    )
+}
+
+async fn replayed_claim(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "replayed_claim_token";
+    let id = a.id("replay");
+    let setup = async {
+        a.register(&id).await?;
+        let token = a.operator.device_claim(&id).await?;
+        let key = new_key()?;
+        a.est
+            .enroll_with_claim(&id, &token, &csr(&key, &id)?)
+            .await?;
+        let again = new_key()?;
+        Ok::<_, SimError>(
+            a.est
+                .enroll_with_claim(&id, &token, &csr(&again, &id)?)
+                .await,
+        )
+    }
+    .await;
+    let refused = matches!(
+        setup,
+        Ok(Err(ironroot_device::DeviceError::Refused {
+            status: 401,
+            ..
+        }))
+    );
+    result(NAME, refused, a.audited(&id, "provision.failed").await)
+}
+
+async fn foreign_csr(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "csr_for_another_device_id";
+    let id = a.id("csr");
+    let victim = a.id("victim");
+    let attempt = async {
+        a.register(&id).await?;
+        let token = a.operator.device_claim(&id).await?;
+        let key = new_key()?;
+        // Authenticated as `id`, asking for a certificate naming the victim.
+        Ok::<_, SimError>(
+            a.est
+                .enroll_with_claim(&id, &token, &csr(&key, &victim)?)
+                .await,
+        )
+    }
+    .await;
+    let refused = matches!(
+        attempt,
+        Ok(Err(ironroot_device::DeviceError::Refused { .. }))
+    );
+    result(NAME, refused, a.audited(&id, "provision.failed").await)
+}
+
+async fn after_revocation(a: &Arena<'_>) -> AttackResult {
+    const NAME: &str = "reconnect_after_revocation";
+    let Ok(dev) = a.enrolled("revoked").await else {
+        return result(NAME, false, false);
+    };
+    let Ok(mut live) = MqttDevice::connect(a.mqtt, &dev.id, &dev.tls).await else {
+        return result(NAME, false, false);
+    };
+    if a.operator.revoke(&dev.id).await.is_err() {
+        return result(NAME, false, false);
+    }
+    let kicked = live.wait_closed(Duration::from_secs(10)).await.is_ok();
+    let again = MqttDevice::connect(a.mqtt, &dev.id, &dev.tls).await;
+    let refused = kicked && again.is_err();
+    if let Ok(s) = again {
+        s.disconnect().await;
+    }
+    result(
+        NAME,
+        refused,
+        a.audited(&dev.id, "mqtt.certificate_rejected").await,
+    )
+}
