@@ -25,6 +25,8 @@ use rustls::pki_types::CertificateDer;
 
 /// The device the demo enrolls.
 const DEVICE: &str = "demo-sensor-1";
+/// How many simulated devices the fleet step runs.
+const FLEET: usize = 200;
 /// The data directory of the demo's server, inside the demo directory.
 const DATA: &str = "data";
 
@@ -36,7 +38,9 @@ const DATA: &str = "data";
     creates the CA, starts the ironroot server (HTTPS API + MQTT over mutual TLS) on free local \
     ports, enrolls a device over EST with a one-time claim token, publishes telemetry under the \
     default least-privilege policy, shows what is refused, revokes the device and measures how \
-    fast its live session ends, then verifies the tamper-evident audit log.\n\n\
+    fast its live session ends, runs a fleet of 200 simulated devices and the attack scenario \
+    (every attack refused and audited), then verifies the tamper-evident audit log and prints \
+    a report of every link.\n\n\
     Every step prints the command it runs, so you can repeat it by hand. Everything is written \
     to one directory (a new one under the system temp directory unless --dir is given); nothing \
     outside it is touched."
@@ -105,8 +109,71 @@ impl Demo {
         let mut session = self.mqtt(&enrolled)?;
         self.quarantine(&mut session)?;
         self.revoke(&enrolled, &mut session)?;
+        let fleet = self.fleet()?;
         self.stop_server();
-        self.audit()
+        self.audit()?;
+        report(&fleet);
+        Ok(())
+    }
+
+    /// Step 6: a whole fleet through the same chain, then the attacks.
+    fn fleet(&self) -> Result<serde_json::Value> {
+        section("6. A fleet: 200 simulated devices, then the attacks");
+        note(
+            "200 virtual devices, each with its own sealed element and key, enroll over EST \
+             with one group claim token (quota 200), connect over mutual TLS and send QoS 1 \
+             telemetry. Then the attacks a compromised device would try; each must be refused \
+             and appear in the audit log.",
+        );
+        let line = format!(
+            "simulate --data-dir {DATA} --devices {FLEET} --messages 2 --interval 100ms \
+             --prefix fleet --scenario attacks --json"
+        );
+        println!("\n$ ironroot {line}");
+        let out = Command::new(&self.exe)
+            .args(line.split_whitespace())
+            .current_dir(&self.dir)
+            .env_remove("IRONROOT_DATA_DIR")
+            .env_remove("IRONROOT_ADMIN_TOKEN")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run `ironroot {line}`"))?;
+        let fleet: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("`ironroot {line}` printed no report"))?;
+        println!(
+            "provisioned {} / connected {} of {} devices; {} telemetry messages acknowledged, \
+             PUBACK p50 {} ms, p99 {} ms; {} failures",
+            fleet["provisioned"],
+            fleet["connected"],
+            fleet["devices"],
+            fleet["messages"],
+            fleet["p50_ms"],
+            fleet["p99_ms"],
+            fleet["failures"]
+        );
+        for a in fleet["attacks"].as_array().into_iter().flatten() {
+            println!(
+                "attack {:<44} -> {} and {}",
+                a["name"].as_str().unwrap_or("?"),
+                if a["refused"] == true {
+                    "refused"
+                } else {
+                    "NOT REFUSED"
+                },
+                if a["audited"] == true {
+                    "audited"
+                } else {
+                    "NOT AUDITED"
+                },
+            );
+        }
+        if !out.status.success() {
+            bail!(
+                "the fleet step failed: every device must connect and every attack be refused and audited"
+            );
+        }
+        Ok(fleet)
     }
 
     /// Step 4: MQTT over mutual TLS under the default least-privilege policy.
@@ -246,7 +313,7 @@ impl Demo {
 
     /// Step 6: the audit log, after a clean shutdown.
     fn audit(&self) -> Result<()> {
-        section("6. The tamper-evident audit log");
+        section("7. The tamper-evident audit log");
         note(
             "The server stopped cleanly. Every step above is in an RFC 6962 Merkle log with \
              signed checkpoints: verify recomputes the tree and checks every checkpoint.",
@@ -498,6 +565,57 @@ impl Demo {
             .status()
             .with_context(|| format!("cannot run `ironroot {line}`"))?;
         Ok(status.success())
+    }
+}
+
+/// The closing report: each link of the chain and what it showed.
+fn report(fleet: &serde_json::Value) {
+    section("Report: every link of the chain");
+    let attacks = fleet["attacks"].as_array().map_or(0, Vec::len);
+    let held = fleet["attacks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["refused"] == true && a["audited"] == true)
+        .count();
+    for (link, result) in [
+        (
+            "firmware signing",
+            "signed; a one-byte tamper refused".to_owned(),
+        ),
+        (
+            "secure boot",
+            "verified and measured; downgrade refused".to_owned(),
+        ),
+        (
+            "provisioning (EST)",
+            "enrolled; replayed claim token refused".to_owned(),
+        ),
+        (
+            "least privilege (MQTT)",
+            "own topics accepted; others refused".to_owned(),
+        ),
+        (
+            "revocation",
+            "live session cut; handshake refused".to_owned(),
+        ),
+        (
+            "fleet",
+            format!(
+                "{} of {} devices connected, {} messages acknowledged",
+                fleet["connected"], fleet["devices"], fleet["messages"]
+            ),
+        ),
+        (
+            "attacks",
+            format!("{held} of {attacks} refused and audited"),
+        ),
+        (
+            "audit log",
+            "Merkle tree and signed checkpoints verified".to_owned(),
+        ),
+    ] {
+        println!("  {link:<24} {result}");
     }
 }
 

@@ -83,6 +83,23 @@ fn demo_runs_the_whole_chain() {
         "{stdout}"
     );
     assert!(stdout.contains("audit log intact"), "{stdout}");
+    // The fleet: 200 simulated devices connected, and every attack refused and audited.
+    assert!(
+        stdout.contains("provisioned 200 / connected 200 of 200 devices"),
+        "{stdout}"
+    );
+    let attack_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("attack "))
+        .collect();
+    assert_eq!(attack_lines.len(), 6, "{stdout}");
+    assert!(
+        attack_lines
+            .iter()
+            .all(|l| l.ends_with("-> refused and audited")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 of 6 refused and audited"), "{stdout}");
     for event in ["cert.issued", "mqtt.denied", "cert.revoked", "mqtt.kick"] {
         assert!(
             stdout.contains(event),
