@@ -63,6 +63,23 @@ pub trait AgentObserver: Send + Sync {
     fn published(&self, _device: &str, _latency: Duration, _accepted: bool) {}
     /// Something failed; the lifecycle retries with backoff.
     fn failed(&self, _device: &str, _step: &'static str, _error: &DeviceError) {}
+    /// A new identity is in hand: persist `state` (a gateway writes it to disk) to resume
+    /// with [`Agent::resume`] after a restart. Called before the previous key is destroyed.
+    fn certificate(&self, _device: &str, _state: &Resume) {}
+}
+
+/// What a device keeps across restarts: its certificate chain, the label of its key in the
+/// element, when the certificate was received (CA time) and the measured clock offset.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The certificate chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The key's label in the element (`identity-<n>`).
+    pub key_label: String,
+    /// CA time the certificate was received.
+    pub issued_at: i64,
+    /// CA time minus device wall time, seconds.
+    pub clock_offset: i64,
 }
 
 /// An observer that ignores everything.
@@ -151,6 +168,47 @@ impl Agent {
             session: None,
             sequence: 0,
         }
+    }
+
+    /// A device that already holds an identity (a restart): opens its key in the element and
+    /// continues as operational (renewing or re-enrolling if the certificate is due or gone).
+    pub fn resume(
+        cfg: AgentConfig,
+        element: Arc<dyn SecureElement>,
+        observer: Arc<dyn AgentObserver>,
+        saved: Resume,
+    ) -> Result<Self, DeviceError> {
+        let key = element.open(&saved.key_label)?;
+        let leaf = saved.chain.first().ok_or_else(|| DeviceError::BadInput {
+            what: "saved device certificate",
+            reason: "empty chain".into(),
+        })?;
+        let times = certificate_times(leaf, Some(saved.issued_at))?;
+        let generation = saved
+            .key_label
+            .strip_prefix("identity-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let tls = DeviceTls::new(&cfg.trust, saved.chain, key.clone())?;
+        let mut agent = Self::new(cfg, element, observer);
+        agent.lifecycle = Lifecycle::resume(times, agent.cfg.backoff.clone());
+        agent.clock = CaClock::with_offset(saved.clock_offset);
+        agent.key = Some(key);
+        agent.tls = Some(tls);
+        agent.generation = generation;
+        Ok(agent)
+    }
+
+    /// Runs the lifecycle until it stops (decommissioned) or `stop` resolves.
+    pub async fn run(&mut self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                action = self.step() => if action == Action::Stop { break },
+            }
+        }
+        self.disconnect().await;
     }
 
     /// The device id.
@@ -288,10 +346,19 @@ impl Agent {
                     let wall = self.wall();
                     self.clock.sync(mono, wall, server);
                 }
-                let tls = match DeviceTls::new(&self.cfg.trust, chain, key.clone()) {
+                let tls = match DeviceTls::new(&self.cfg.trust, chain.clone(), key.clone()) {
                     Ok(t) => t,
                     Err(e) => return self.enroll_failed(&label, "enroll", e),
                 };
+                // Saved before the previous key is destroyed: a crash in between leaves a
+                // usable identity on disk, never a certificate without its key.
+                let saved = Resume {
+                    chain,
+                    key_label: label.clone(),
+                    issued_at: times.issued_at,
+                    clock_offset: self.clock.wall_offset(),
+                };
+                self.observer.certificate(&self.cfg.device_id, &saved);
                 // The previous key is destroyed once the new certificate is in hand.
                 if let Some(old) = self.key.replace(key) {
                     let _ = self.element.destroy(old.key_id());

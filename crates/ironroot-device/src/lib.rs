@@ -29,9 +29,9 @@ mod est;
 mod mqtt;
 mod tls;
 
-pub use agent::{Agent, AgentConfig, AgentObserver, Bootstrap, Quiet, certificate_times};
+pub use agent::{Agent, AgentConfig, AgentObserver, Bootstrap, Quiet, Resume, certificate_times};
 pub use csr::csr;
 pub use error::DeviceError;
 pub use est::{EstClient, Issued, parse_certs_only};
 pub use mqtt::{Answer, MqttDevice, MqttTarget};
-pub use tls::{DeviceTls, TrustAnchor};
+pub use tls::{DeviceTls, TrustAnchor, certificates_pem};

@@ -91,3 +91,20 @@ fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier
         .with_safe_default_protocol_versions()
         .map_err(|e| DeviceError::Tls(e.to_string()))
 }
+
+/// Certificates as a PEM bundle (how a device saves its chain, and what `TrustAnchor::from_pem`
+/// and openssl read).
+pub fn certificates_pem(chain: &[CertificateDer<'_>]) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for c in chain {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}

@@ -43,6 +43,9 @@ enum Command {
     /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
     /// MQTT broker; creates the CA on first start.
     Up(cmd::up::UpArgs),
+    /// Run this machine as a device: key in its element, EST enrollment, mutual-TLS MQTT,
+    /// renewal, reconnect with backoff; resumes from its state directory.
+    Agent(cmd::agent::AgentArgs),
     /// Run a fleet of virtual devices (own element key and certificate each) against a running
     /// server: enroll, connect, telemetry; a summary at the end (--json).
     Simulate(cmd::simulate::SimulateArgs),
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Agent(args) => cmd::agent::run(args),
     };
     match result {
         Ok(code) => code,

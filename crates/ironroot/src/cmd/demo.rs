@@ -21,7 +21,6 @@ use ironroot_device::{
     Answer, DeviceError, DeviceTls, EstClient, MqttDevice, MqttTarget, TrustAnchor, csr,
 };
 use ironroot_element::{Huk, KeyStorage, SecureElement, SoftwareElement};
-use rustls::pki_types::CertificateDer;
 
 /// The device the demo enrolls.
 const DEVICE: &str = "demo-sensor-1";
@@ -496,7 +495,10 @@ impl Demo {
             leaf.serial(),
             chain[0].len()
         );
-        fs::write(dev.join("cert.pem"), pem_certs(&chain))?;
+        fs::write(
+            dev.join("cert.pem"),
+            ironroot_device::certificates_pem(&chain),
+        )?;
         println!(
             "the device keeps its key sealed in device/element/identity-1.sealed (bound to \
              device/huk, 0600) and its certificate in device/cert.pem"
@@ -643,22 +645,6 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(data)?;
     Ok(())
-}
-
-/// Certificates as PEM.
-fn pem_certs(chain: &[CertificateDer<'_>]) -> String {
-    use base64::Engine as _;
-    let mut out = String::new();
-    for c in chain {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
 }
 
 /// A request whose verdict the demo shows.

@@ -1,5 +1,6 @@
 //! Subcommand groups of the `ironroot` binary, one module each.
 
+pub mod agent;
 pub mod audit;
 pub mod boot;
 pub mod ca;

@@ -1,6 +1,7 @@
 //! Integration tests of the `ironroot` binary, in one test binary, one module per command
 //! group.
 
+mod agent;
 mod audit;
 mod boot;
 mod ca;

@@ -1,0 +1,233 @@
+//! `ironroot agent` as a long-running process against a real `ironroot up`: it enrolls with a
+//! claim token and connects; it survives a restart of the server (HTTPS and broker) and
+//! reconnects on its own; restarted itself, it resumes from its state directory with the key
+//! sealed in its element (no second enrollment: the claim token was single-use).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ironroot_testkit::run_ok;
+
+fn ironroot(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironroot"));
+    cmd.args(args)
+        .env_remove("IRONROOT_DATABASE_URL")
+        .env_remove("IRONROOT_SERVER")
+        .env_remove("IRONROOT_ADMIN_TOKEN")
+        .env_remove("IRONROOT_CLAIM_TOKEN")
+        .env_remove("IRONROOT_ROOT_PASSPHRASE")
+        .env_remove("IRONROOT_CA_PASSPHRASE")
+        .env("IRONROOT_DATA_DIR", data_dir);
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process stopped with SIGTERM when dropped.
+struct Proc(Child);
+
+impl Proc {
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = ironroot(
+        dir,
+        &[
+            "up",
+            "--api-addr",
+            &format!("127.0.0.1:{api}"),
+            "--mqtt-addr",
+            &format!("127.0.0.1:{mqtt}"),
+        ],
+    )
+    .stdout(log)
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut p = Proc(child);
+    let start = Instant::now();
+    while !(dir.join("server.url").exists() && dir.join(ironroot_node::MQTT_ADDR_FILE).exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        assert!(
+            p.0.try_wait().unwrap().is_none(),
+            "ironroot up exited early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p
+}
+
+/// Starts the agent; its stderr lines arrive on the returned channel.
+fn agent(tmp: &Path, dir: &Path, api: u16, mqtt: u16) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = ironroot(
+        dir,
+        &[
+            "agent",
+            "--device-id",
+            "gw-1",
+            "--server",
+            &format!("https://127.0.0.1:{api}"),
+            "--mqtt",
+            &format!("127.0.0.1:{mqtt}"),
+            "--ca-file",
+            dir.join("pki/chain.pem").to_str().unwrap(),
+            "--claim-token-file",
+            tmp.join("token").to_str().unwrap(),
+            "--state-dir",
+            tmp.join("gw").to_str().unwrap(),
+            "--telemetry-interval",
+            "1s",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Proc(child), rx)
+}
+
+/// Waits for a line containing `needle`; returns every line seen until then.
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no {needle:?} within {timeout:?}; saw {seen:#?}"),
+        }
+    }
+}
+
+fn audit_count(dir: &Path, kind: &str) -> usize {
+    let out = run_ok(&mut ironroot(
+        dir,
+        &[
+            "audit", "show", "--device", "gw-1", "--type", kind, "--json",
+        ],
+    ));
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn agent_enrolls_survives_a_server_restart_and_resumes_after_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (api, mqtt) = (free_port(), free_port());
+    let log = tmp.path().join("up.log");
+    let mut server = up(&dir, api, mqtt, &log);
+    run_ok(&mut ironroot(&dir, &["device", "add", "gw-1"]));
+    let token = run_ok(&mut ironroot(&dir, &["device", "claim", "gw-1"])).stdout;
+    std::fs::write(tmp.path().join("token"), token).unwrap();
+
+    // A device without a claim token and without an identity is refused with a clear message.
+    let out = ironroot(
+        &dir,
+        &[
+            "agent",
+            "--device-id",
+            "gw-1",
+            "--server",
+            "https://127.0.0.1:1",
+            "--mqtt",
+            "127.0.0.1:1",
+            "--ca-file",
+            dir.join("pki/chain.pem").to_str().unwrap(),
+            "--state-dir",
+            tmp.path().join("empty").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--claim-token-file"));
+
+    let (mut gw, lines) = agent(tmp.path(), &dir, api, mqtt);
+    wait_for(&lines, "enrolled", Duration::from_secs(30));
+    wait_for(&lines, "connected", Duration::from_secs(30));
+    // The key is sealed in the element; the state directory holds no plaintext key.
+    let sealed = tmp.path().join("gw/element/identity-1.sealed");
+    assert!(sealed.exists());
+    let blob = std::fs::read(&sealed).unwrap();
+    assert!(!String::from_utf8_lossy(&blob).contains("PRIVATE KEY"));
+    assert!(tmp.path().join("gw/identity.pem").exists());
+
+    // The whole server (HTTPS and broker) restarts; the agent reconnects by itself.
+    server.stop();
+    let lost = wait_for(&lines, "failed", Duration::from_secs(30));
+    assert!(
+        lost.iter().any(|l| l.contains("retrying with backoff")),
+        "{lost:#?}"
+    );
+    let _server = up(&dir, api, mqtt, &log);
+    wait_for(&lines, "connected", Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(audit_count(&dir, "mqtt.connect") >= 2);
+
+    // The agent itself restarts: it resumes with its sealed key (the claim token is spent, so
+    // a second enrollment would be refused; there is none).
+    gw.stop();
+    let (_gw, lines) = agent(tmp.path(), &dir, api, mqtt);
+    let seen = wait_for(&lines, "connected", Duration::from_secs(60));
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("resuming with key identity-1")),
+        "{seen:#?}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("enrolled")), "{seen:#?}");
+    assert_eq!(audit_count(&dir, "device.provisioned"), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(audit_count(&dir, "mqtt.connect") >= 3);
+}
