@@ -19,6 +19,9 @@ use crate::{DeviceError, DeviceTls};
 /// How long the agent waits for the broker's answer to one request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most QoS 1 publishes a device keeps in flight.
+const MAX_INFLIGHT: u16 = 16;
+
 /// Where the broker listens. `host` must be a name or address in the broker's certificate.
 #[derive(Debug, Clone)]
 pub struct MqttTarget {
@@ -71,6 +74,9 @@ impl MqttDevice {
         let mut opts = MqttOptions::new(device_id, target.host.clone(), target.port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_start(true);
+        // rumqttc pre-allocates one slot per possible in-flight publish, u16::MAX of them
+        // (~10 MiB per connection) unless told otherwise; a device needs a handful.
+        opts.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
         opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             tls.config(),
         )));

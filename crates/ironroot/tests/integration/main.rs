@@ -19,6 +19,7 @@ mod layering;
 mod mqtt;
 mod policy;
 mod simulate;
+mod storm;
 mod up;
 mod up_config;
 mod up_pkcs11;
