@@ -1,0 +1,12 @@
+//! One `SecureElement` contract, written once in [`contract`] and run against every element:
+//! the sealed software element, a SoftHSM2 token and a TPM 2.0 (swtpm behind tpm2-pkcs11).
+//!
+//! Each contract run makes a key inside the element, checks signatures with aws-lc, has openssl
+//! verify a CSR the element signed, completes a mutual-TLS handshake with rustls whose client
+//! key stays in the element (and sees one fail when the element's key does not match the
+//! certificate), then destroys and regenerates the key (rotation).
+
+mod contract;
+mod softhsm;
+mod software;
+mod tpm;
