@@ -82,6 +82,7 @@ pub fn contract(el: &dyn SecureElement, expect: Expect) {
     // The two real uses of the key.
     csr_verifies_with_openssl(key.clone());
     mutual_tls(key.clone(), None);
+    crate::openssl_server::openssl_server_sees_the_element_client_cert(key.clone());
 
     // ECDH where offered.
     match el.ecdh("contract-id", &[0x04; 65]) {

@@ -16,8 +16,11 @@ const CHAIN: &[&[&str]] = &[
         "ironroot-fs",
         "ironroot-https-client",
         "ironroot-tlscheck",
+        // The one PKCS#11 token path (CA keys in pki, device keys in element).
+        "ironroot-pkcs11",
     ],
-    &["ironroot-image", "ironroot-esp"],
+    // The secure element is device-side: it sits beside the image formats, below the PKI.
+    &["ironroot-image", "ironroot-esp", "ironroot-element"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
     &["ironroot-boot", "ironroot-scan"],
     &["ironroot-pki"],
