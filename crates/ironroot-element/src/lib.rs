@@ -1,8 +1,9 @@
 //! Device keys that never leave their secure element.
 //!
-//! A device's identity key is generated *inside* its element (a TPM 2.0, a PKCS#11 token such as
-//! an ATECC608 behind a PKCS#11 shim, or — for Linux gateways and the fleet simulator — the
-//! sealed [`SoftwareElement`]) and is only ever used through [`DeviceSigner::sign`]. Everything
+//! A device's identity key is generated *inside* its element and is only ever used through
+//! [`DeviceSigner::sign`]. Elements: a TPM 2.0 (through tpm2-pkcs11) or any PKCS#11 token —
+//! an HSM, SoftHSM2, an ATECC608 behind a PKCS#11 shim — as [`Pkcs11Element`]; for Linux
+//! gateways without one and for the fleet simulator, the sealed [`SoftwareElement`]. Everything
 //! that needs the key is built on that one operation:
 //!
 //! ```text
@@ -17,6 +18,7 @@
 
 mod adapters;
 mod error;
+mod pkcs11;
 mod software;
 
 use std::fmt;
@@ -26,6 +28,8 @@ use zeroize::Zeroizing;
 
 pub use adapters::{ElementClientCert, RcgenKey, client_auth_resolver, rustls_signing_key};
 pub use error::ElementError;
+pub use ironroot_pkcs11::{AttributeInfo, AttributeType, KeyPair, KeyProtection, Pin, Token};
+pub use pkcs11::Pkcs11Element;
 pub use software::{Huk, KeyStorage, SoftwareElement};
 
 /// A private key held by a secure element: ECDSA P-256 with SHA-256, usable only by asking the

@@ -7,16 +7,23 @@
 //!
 //! Feature `mqtt` adds [`mqtt`], the one driver for the real MQTT clients (mosquitto_pub/sub
 //! and the scripted paho-mqtt client) used by the broker, control and CLI suites; feature `pg`
-//! adds throwaway PostgreSQL databases.
+//! adds throwaway PostgreSQL databases; feature `tokens` adds real PKCS#11 tokens ([`softhsm`],
+//! [`tpm`]) and [`child`], which re-runs a test in a child process with their environment.
 //!
 //! Lookup order for a tool: `$IRONROOT_VENV/bin`, then `<workspace>/.venv/bin` (the virtualenv
 //! that `.ci/run` creates), then `$PATH`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tokens")]
+pub mod child;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 #[cfg(feature = "pg")]
 pub mod pg;
+#[cfg(feature = "tokens")]
+pub mod softhsm;
+#[cfg(feature = "tokens")]
+pub mod tpm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

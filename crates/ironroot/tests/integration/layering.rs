@@ -16,7 +16,10 @@ const CHAIN: &[&[&str]] = &[
         "ironroot-fs",
         "ironroot-https-client",
         "ironroot-tlscheck",
+        // The one PKCS#11 token path (CA keys in pki, device keys in element).
+        "ironroot-pkcs11",
     ],
+    // The secure element is device-side: it sits beside the image formats, below the PKI.
     &["ironroot-image", "ironroot-esp", "ironroot-element"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
     // The device side sits this low so it can never pull in a server crate.
