@@ -13,7 +13,7 @@ use ironroot_device::{
     Agent, AgentConfig, AgentObserver, Bootstrap, DeviceError, EstClient, MqttTarget, Resume,
     TrustAnchor,
 };
-use ironroot_element::{Huk, KeyStorage, SoftwareElement};
+use ironroot_element::{Huk, KeyStorage, Pin, Pkcs11Element, SecureElement, SoftwareElement};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use zeroize::Zeroizing;
@@ -54,6 +54,17 @@ pub struct AgentArgs {
     /// on first start). Keep it apart from the state directory where the platform allows.
     #[arg(long, value_name = "FILE")]
     huk_file: Option<PathBuf>,
+    /// PKCS#11 module of the device's secure element: a TPM 2.0 through tpm2-pkcs11
+    /// (/usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1), a hardware token, SoftHSM2. Without it,
+    /// keys are sealed in the software element of --state-dir.
+    #[arg(long, value_name = "PATH")]
+    pkcs11_module: Option<PathBuf>,
+    /// Label of the PKCS#11 token holding the device keys.
+    #[arg(long, default_value = "device", value_name = "LABEL")]
+    pkcs11_token: String,
+    /// File with the token's user PIN (else IRONROOT_PKCS11_PIN).
+    #[arg(long, value_name = "FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
     /// Telemetry period while connected.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     telemetry_interval: Duration,
@@ -126,10 +137,24 @@ fn load(dir: &Path) -> Result<Option<Resume>> {
     }))
 }
 
-/// Runs `ironroot agent`.
-pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.state_dir)
-        .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+/// The device's element: the PKCS#11 token when a module is given, else the sealed software
+/// element of the state directory.
+fn open_element(args: &AgentArgs) -> Result<Arc<dyn SecureElement>> {
+    if let Some(module) = &args.pkcs11_module {
+        let pin = match (&args.pkcs11_pin_file, std::env::var("IRONROOT_PKCS11_PIN")) {
+            (Some(f), _) => Pin::from_file(f)
+                .with_context(|| format!("cannot read the PIN file {}", f.display()))?,
+            (None, Ok(p)) => Pin::new(p),
+            (None, Err(_)) => {
+                bail!("--pkcs11-module needs --pkcs11-pin-file (or IRONROOT_PKCS11_PIN)")
+            }
+        };
+        return Ok(Arc::new(Pkcs11Element::open(
+            module,
+            &args.pkcs11_token,
+            &pin,
+        )?));
+    }
     let huk_path = args
         .huk_file
         .clone()
@@ -139,10 +164,18 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     } else {
         Huk::create(&huk_path)?
     };
-    let element = Arc::new(SoftwareElement::new(
+    Ok(Arc::new(SoftwareElement::new(
         huk,
         KeyStorage::Dir(args.state_dir.join("element")),
-    ));
+    )))
+}
+
+/// Runs `ironroot agent`.
+pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
+    let element = open_element(&args)?;
+    eprintln!("{}: keys in {}", args.device_id, element.describe());
     let trust = TrustAnchor::from_pem(
         &std::fs::read(&args.ca_file)
             .with_context(|| format!("cannot read {}", args.ca_file.display()))?,

@@ -59,6 +59,10 @@ impl Drop for Proc {
 }
 
 fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
+    up_with(dir, api, mqtt, log, &[])
+}
+
+fn up_with(dir: &Path, api: u16, mqtt: u16, log: &Path, extra: &[&str]) -> Proc {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -74,6 +78,7 @@ fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
             &format!("127.0.0.1:{mqtt}"),
         ],
     )
+    .args(extra)
     .stdout(log)
     .stderr(Stdio::null())
     .spawn()
@@ -96,7 +101,19 @@ fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
 
 /// Starts the agent; its stderr lines arrive on the returned channel.
 fn agent(tmp: &Path, dir: &Path, api: u16, mqtt: u16) -> (Proc, mpsc::Receiver<String>) {
-    let mut child = ironroot(
+    agent_with(tmp, dir, api, mqtt, &[], &[])
+}
+
+/// Starts the agent with `extra` arguments and `env`.
+fn agent_with(
+    tmp: &Path,
+    dir: &Path,
+    api: u16,
+    mqtt: u16,
+    extra: &[&str],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> (Proc, mpsc::Receiver<String>) {
+    let mut cmd = ironroot(
         dir,
         &[
             "agent",
@@ -115,11 +132,13 @@ fn agent(tmp: &Path, dir: &Path, api: u16, mqtt: u16) -> (Proc, mpsc::Receiver<S
             "--telemetry-interval",
             "1s",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
+    cmd.args(extra).envs(env.iter().cloned());
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -230,4 +249,63 @@ fn agent_enrolls_survives_a_server_restart_and_resumes_after_its_own() {
     assert_eq!(audit_count(&dir, "device.provisioned"), 1);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(audit_count(&dir, "mqtt.connect") >= 3);
+}
+
+/// The same agent with its key in a TPM 2.0 (a real swtpm through tpm2-pkcs11): enrollment,
+/// mutual TLS to the broker, and rotation (renewal of a one-minute certificate with a fresh key
+/// generated in the TPM); nothing key-shaped is written to the state directory.
+#[test]
+fn agent_with_its_key_in_a_tpm_enrolls_connects_and_rotates() {
+    let tpm = ironroot_testkit::tpm::SwTpm::start("device", "so-secret", "4711");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let config = tmp.path().join("ironroot.toml");
+    std::fs::write(&config, "[api.enrollment]\ndevice_validity = \"60s\"\n").unwrap();
+    let (api, mqtt) = (free_port(), free_port());
+    let _server = up_with(
+        &dir,
+        api,
+        mqtt,
+        &tmp.path().join("up.log"),
+        &["--config", config.to_str().unwrap()],
+    );
+    run_ok(&mut ironroot(&dir, &["device", "add", "gw-1"]));
+    let token = run_ok(&mut ironroot(&dir, &["device", "claim", "gw-1"])).stdout;
+    std::fs::write(tmp.path().join("token"), token).unwrap();
+    let pin = tmp.path().join("pin");
+    std::fs::write(&pin, "4711\n").unwrap();
+    let module = ironroot_testkit::tpm::SwTpm::module();
+    let (_gw, lines) = agent_with(
+        tmp.path(),
+        &dir,
+        api,
+        mqtt,
+        &[
+            "--pkcs11-module",
+            module.to_str().unwrap(),
+            "--pkcs11-token",
+            "device",
+            "--pkcs11-pin-file",
+            pin.to_str().unwrap(),
+        ],
+        &tpm.env(),
+    );
+    let seen = wait_for(&lines, "enrolled", Duration::from_secs(60));
+    assert!(
+        seen.iter().any(|l| l.contains("keys in PKCS#11")),
+        "{seen:#?}"
+    );
+    wait_for(&lines, "connected", Duration::from_secs(30));
+    // Renewal at two thirds of 60 s, with a key generated in the TPM, then a new session.
+    wait_for(&lines, "renewed", Duration::from_secs(75));
+    wait_for(&lines, "connected", Duration::from_secs(30));
+    assert_eq!(audit_count(&dir, "cert.renewed"), 1);
+    assert!(audit_count(&dir, "mqtt.connect") >= 2);
+    // No key material in the state directory: no element files, only the certificate and state.
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path().join("gw"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["identity.json", "identity.pem"]);
 }
