@@ -48,6 +48,11 @@ pub enum RefusalReason {
     Revoked,
     /// MQTT 5 enhanced authentication was requested (not supported).
     AuthMethodUnsupported,
+    /// The identity already holds as many live connections as its limits allow.
+    ConnectionQuota {
+        /// Its `max_connections`.
+        max_connections: u32,
+    },
 }
 
 /// Why the broker cut a session.

@@ -44,6 +44,8 @@ pub(crate) struct Registry {
     pub(crate) detached: HashSet<Arc<str>>,
     pub(crate) quarantined: HashSet<Arc<str>>,
     pub(crate) revoked: HashSet<Serial>,
+    /// Live connections per identity (`max_connections`).
+    pub(crate) connections: crate::limits::IdentityConnections,
 }
 
 #[derive(Debug, Default)]
@@ -333,9 +335,22 @@ impl Hub {
             tls_handshake_failures: stats.tls_handshake_failures,
             backpressure_waits: stats.backpressure_waits,
             events_dropped: stats.events_dropped,
-            publish_rate: self.limits.publish_rate.map(|r| r.per_second),
-            connection_rate_per_ip: self.limits.connection_rate_per_ip.map(|r| r.per_second),
+            publish_rate: self.limits.publish_rate,
+            connection_rate_per_ip: self.limits.connection_rate_per_ip,
             max_queued_messages: self.limits.max_queued_messages,
+            overrides: self
+                .limits
+                .overrides
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    (
+                        metrics::override_label(o, i),
+                        o.publish_rate,
+                        o.max_connections,
+                    )
+                })
+                .collect(),
         };
         self.metrics.render(&gauges, out);
     }

@@ -110,7 +110,7 @@ pub(crate) struct ConnCore {
 impl ConnCore {
     pub(crate) fn new(hub: Arc<Hub>, a: Accepted, max_outbound_packet: Option<u32>) -> Self {
         ConnCore {
-            gate: InboundGate::new(hub.limits.inflight_window, hub.limits.publish_rate),
+            gate: InboundGate::new(hub.limits.inflight_window, a.limits.publish_rate),
             hub,
             session: a.session,
             conn_id: a.conn_id,
