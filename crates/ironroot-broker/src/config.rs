@@ -118,6 +118,11 @@ pub struct Limits {
     /// Devices with counters kept in memory (see [`crate::DeviceStats`]); beyond this, counters
     /// of unknown ids (failed handshakes naming a CN) are not created.
     pub max_tracked_devices: usize,
+    /// Bytes of application messages the broker holds at most (queued, inflight, retained;
+    /// each message counted once however many subscribers it waits for). Over 90 %, new
+    /// CONNECTs are refused with `0x97` and the heaviest publishers are no longer read; under
+    /// 75 % normal service resumes. Default: a quarter of the machine's memory, at most 4 GiB.
+    pub memory_budget: usize,
     /// Per-identity replacements of `publish_rate` and the connection count, by device or
     /// group. Precedence: the device's own override, then group overrides in this order; each
     /// field comes from the first override that sets it.
@@ -169,6 +174,7 @@ impl Default for Limits {
             max_retained_messages: 100_000,
             max_retained_bytes: 64 * 1024 * 1024,
             max_tracked_devices: 1_000_000,
+            memory_budget: crate::budget::default_budget(),
             overrides: Vec::new(),
         }
     }

@@ -13,6 +13,7 @@ use ntex_mqtt::QoS;
 use parking_lot::{Mutex, RwLock};
 
 use crate::authz::{Action, PolicyProvider};
+use crate::budget::MemoryBudget;
 use crate::config::Limits;
 use crate::counters::{BrokerStats, CounterMap, inc};
 use crate::events::{BrokerEvent, DeniedAction, Events};
@@ -92,6 +93,8 @@ pub(crate) struct Hub {
     pub(crate) stats: HubStats,
     /// Counters for the Prometheus endpoint.
     pub(crate) metrics: Metrics,
+    /// Bytes of the messages held, against `limits.memory_budget`.
+    pub(crate) budget: Arc<MemoryBudget>,
     next_id: AtomicU64,
 }
 
@@ -100,6 +103,7 @@ impl Hub {
         Hub {
             counters: CounterMap::new(limits.max_tracked_devices),
             sources: SourceLimiter::new(limits.connection_rate_per_ip, 100_000),
+            budget: Arc::new(MemoryBudget::new(limits.memory_budget)),
             limits,
             provider,
             events,
@@ -338,6 +342,9 @@ impl Hub {
             publish_rate: self.limits.publish_rate,
             connection_rate_per_ip: self.limits.connection_rate_per_ip,
             max_queued_messages: self.limits.max_queued_messages,
+            memory_budget: self.budget.limit(),
+            memory_used: self.budget.used(),
+            memory_overloaded: self.budget.overloaded(),
             overrides: self
                 .limits
                 .overrides

@@ -45,6 +45,7 @@
 
 mod authz;
 mod broker;
+mod budget;
 mod config;
 mod conn;
 mod counters;

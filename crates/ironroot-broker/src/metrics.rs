@@ -28,10 +28,11 @@ pub(crate) enum Refusal {
     Will,
     AuthMethod,
     ConnectionQuota,
+    MemoryBudget,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 8] = [
         Refusal::NoIdentity,
         Refusal::ClientId,
         Refusal::NotAuthorized,
@@ -39,6 +40,7 @@ impl Refusal {
         Refusal::Will,
         Refusal::AuthMethod,
         Refusal::ConnectionQuota,
+        Refusal::MemoryBudget,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Refusal {
             Refusal::Will => "will",
             Refusal::AuthMethod => "auth_method",
             Refusal::ConnectionQuota => "connection_quota",
+            Refusal::MemoryBudget => "memory_budget",
         }
     }
 
@@ -63,6 +66,7 @@ impl Refusal {
             }
             RefusalReason::AuthMethodUnsupported => Refusal::AuthMethod,
             RefusalReason::ConnectionQuota { .. } => Refusal::ConnectionQuota,
+            RefusalReason::MemoryBudget => Refusal::MemoryBudget,
             _ => Refusal::NotAuthorized,
         }
     }
@@ -99,6 +103,26 @@ impl Drop {
     }
 }
 
+/// Why a connection's reading was paused, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// Over its PUBLISH rate.
+    PublishRate,
+    /// One of the heaviest publishers while the memory budget is over its high watermark.
+    MemoryBudget,
+}
+
+impl Throttle {
+    const ALL: [Throttle; 2] = [Throttle::PublishRate, Throttle::MemoryBudget];
+
+    fn label(self) -> &'static str {
+        match self {
+            Throttle::PublishRate => "publish_rate",
+            Throttle::MemoryBudget => "memory_budget",
+        }
+    }
+}
+
 /// The broker's metric counters.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -107,7 +131,7 @@ pub(crate) struct Metrics {
     messages_in: [AtomicU64; 3],
     messages_out: [AtomicU64; 3],
     drops: [AtomicU64; 4],
-    publish_throttled: AtomicU64,
+    publish_throttled: [AtomicU64; Throttle::ALL.len()],
     handshakes: [AtomicU64; HANDSHAKE_BUCKETS.len() + 1],
     handshake_micros: AtomicU64,
 }
@@ -141,8 +165,8 @@ impl Metrics {
         inc(&self.drops[d as usize]);
     }
 
-    pub(crate) fn throttled(&self) {
-        inc(&self.publish_throttled);
+    pub(crate) fn throttled_for(&self, t: Throttle) {
+        inc(&self.publish_throttled[t as usize]);
     }
 
     /// Records one completed TLS handshake.
@@ -175,6 +199,9 @@ pub(crate) struct Gauges {
     pub(crate) publish_rate: Option<RateLimit>,
     pub(crate) connection_rate_per_ip: Option<RateLimit>,
     pub(crate) max_queued_messages: usize,
+    pub(crate) memory_budget: usize,
+    pub(crate) memory_used: usize,
+    pub(crate) memory_overloaded: bool,
     /// Per-identity overrides, labelled (see [`override_label`]).
     pub(crate) overrides: Vec<(String, Option<Option<RateLimit>>, Option<u32>)>,
 }
@@ -245,6 +272,26 @@ impl Metrics {
             ),
         ];
         for (name, help, v) in gauges {
+            family(out, name, "gauge", help);
+            value(out, name, "", v);
+        }
+        for (name, help, v) in [
+            (
+                "ironroot_mqtt_memory_budget_bytes",
+                "Bytes of messages the broker may hold (memory_budget).",
+                g.memory_budget,
+            ),
+            (
+                "ironroot_mqtt_memory_used_bytes",
+                "Bytes of messages held now (queued, inflight, retained), each message once.",
+                g.memory_used,
+            ),
+            (
+                "ironroot_mqtt_memory_overloaded",
+                "1 while over the high watermark (new CONNECTs refused), until under the low one.",
+                usize::from(g.memory_overloaded),
+            ),
+        ] {
             family(out, name, "gauge", help);
             value(out, name, "", v);
         }
@@ -375,12 +422,15 @@ impl Metrics {
             "counter",
             "Episodes of a connection whose reading was paused, by reason.",
         );
-        value(
-            out,
-            name,
-            "reason=\"publish_rate\"",
-            load(&self.publish_throttled),
-        );
+        for t in Throttle::ALL {
+            let labels = format!("reason=\"{}\"", t.label());
+            value(
+                out,
+                name,
+                &labels,
+                load(&self.publish_throttled[t as usize]),
+            );
+        }
         let name = "ironroot_mqtt_events_dropped_total";
         family(
             out,
@@ -438,6 +488,9 @@ mod tests {
             publish_rate: Some(RateLimit::new(100.0, 200.0)),
             connection_rate_per_ip: None,
             max_queued_messages: 1000,
+            memory_budget: 1 << 20,
+            memory_used: 12,
+            memory_overloaded: true,
             overrides: vec![
                 (
                     "group:back\"end".into(),
@@ -454,6 +507,7 @@ mod tests {
         let m = Metrics::default();
         m.connected();
         m.refused(Refusal::Revoked);
+        m.throttled_for(Throttle::MemoryBudget);
         m.refused(Refusal::of(&RefusalReason::ConnectionQuota {
             max_connections: 1,
         }));
@@ -474,6 +528,11 @@ mod tests {
             "ironroot_mqtt_rate_limit_burst{limit=\"publish_per_connection\"} 200",
             "ironroot_mqtt_refusals_total{reason=\"connection_quota\"} 1",
             "ironroot_mqtt_publish_throttled_total{reason=\"publish_rate\"} 0",
+            "ironroot_mqtt_publish_throttled_total{reason=\"memory_budget\"} 1",
+            "ironroot_mqtt_refusals_total{reason=\"memory_budget\"} 0",
+            "ironroot_mqtt_memory_budget_bytes 1048576",
+            "ironroot_mqtt_memory_used_bytes 12",
+            "ironroot_mqtt_memory_overloaded 1",
             "ironroot_mqtt_identity_max_connections{override=\"default\"} 1",
             "ironroot_mqtt_identity_max_connections{override=\"group:back\\\"end\"} 10",
             "ironroot_mqtt_override_publish_rate_per_second{override=\"group:back\\\"end\"} 5000",

@@ -81,6 +81,7 @@ impl Will {
                     origin: m.origin,
                     props: m.props.clone(),
                     expires_at: Some(at + expiry),
+                    charge: None,
                 })
             }
         }
@@ -144,6 +145,16 @@ impl Hub {
         inc(&counters.connection_attempts);
         counters.last.lock().source = Some(req.source);
         let cn = Some(device_id.as_str());
+        if self.budget.overloaded() {
+            // Before anything else costs memory; the same CONNECT passes once usage is back
+            // under the low watermark.
+            return Err(self.refuse(
+                &req,
+                cn,
+                RefusalReason::MemoryBudget,
+                RefuseCode::QuotaExceeded,
+            ));
+        }
         if req.auth_method {
             return Err(self.refuse(
                 &req,
@@ -303,6 +314,7 @@ impl Hub {
                 origin: session.id,
                 props: w.props.clone(),
                 expires_at: None,
+                charge: None,
             }),
             delay: w.delay,
             expiry: w.expiry_secs.map(|secs| Duration::from_secs(secs.into())),

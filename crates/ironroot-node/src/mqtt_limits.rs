@@ -88,6 +88,10 @@ pub struct MqttLimits {
     /// or `"off"`).
     #[serde(with = "rate")]
     pub connection_rate_per_ip: Option<RateLimit>,
+    /// Bytes of messages the broker holds at most (`"512MiB"`, `"2GiB"`, or bytes); over 90 %
+    /// new connections are refused (`0x97`) and the heaviest publishers slowed.
+    #[serde(with = "size")]
+    pub memory_budget: usize,
     /// `[[mqtt.limits.override]]`: per-device or per-group replacements of `publish_rate`
     /// and the connection count (see [`MqttLimitOverride`]).
     #[serde(rename = "override", skip_serializing_if = "Vec::is_empty")]
@@ -120,6 +124,7 @@ impl From<&ironroot_broker::Limits> for MqttLimits {
             max_tracked_devices: l.max_tracked_devices,
             publish_rate: l.publish_rate,
             connection_rate_per_ip: l.connection_rate_per_ip,
+            memory_budget: l.memory_budget,
             overrides: l.overrides.iter().map(MqttLimitOverride::from).collect(),
         }
     }
@@ -146,6 +151,7 @@ impl MqttLimits {
         l.max_tracked_devices = self.max_tracked_devices;
         l.publish_rate = self.publish_rate;
         l.connection_rate_per_ip = self.connection_rate_per_ip;
+        l.memory_budget = self.memory_budget;
         l.overrides = self.overrides.iter().map(|o| o.to_broker()).collect();
         l
     }
@@ -157,7 +163,9 @@ impl MqttLimits {
         if !Self::FLAG_KEYS.contains(&key) {
             return Err(format!("unknown key {key:?}"));
         }
-        let value = if RATE_KEYS.contains(&key) {
+        let value = if key == "memory_budget" {
+            toml::Value::String(text.to_owned())
+        } else if RATE_KEYS.contains(&key) {
             rate_flag(text)?
         } else if let Ok(n) = text.trim().parse::<i64>() {
             toml::Value::Integer(n)
@@ -191,6 +199,7 @@ impl MqttLimits {
         "max_tracked_devices",
         "publish_rate",
         "connection_rate_per_ip",
+        "memory_budget",
     ];
 }
 
@@ -277,6 +286,59 @@ impl MqttLimitOverride {
         o.publish_rate = self.publish_rate;
         o.max_connections = self.max_connections;
         o
+    }
+}
+
+/// A byte size as `"512MiB"` (B, KiB, MiB, GiB, TiB) or a plain integer of bytes; printed in
+/// the largest unit that divides it.
+mod size {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const UNITS: [(&str, u32); 5] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0)];
+
+    pub(crate) fn serialize<S: Serializer>(v: &usize, s: S) -> Result<S::Ok, S::Error> {
+        let (unit, shift) = UNITS
+            .iter()
+            .find(|(_, shift)| *v != 0 && v.trailing_zeros() >= *shift)
+            .copied()
+            .unwrap_or(("B", 0));
+        s.serialize_str(&format!("{}{unit}", v >> shift))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Bytes(u64),
+        Text(String),
+    }
+
+    /// `"512MiB"` → bytes.
+    pub(crate) fn parse(text: &str) -> Result<usize, String> {
+        let t = text.trim();
+        let (number, shift) = UNITS
+            .iter()
+            .find_map(|(unit, shift)| t.strip_suffix(unit).map(|n| (n.trim(), *shift)))
+            .unwrap_or((t, 0));
+        let n: usize = number.parse().map_err(|_| {
+            format!("invalid size {text:?}: expected bytes or a number with B, KiB, MiB, GiB, TiB (e.g. \"512MiB\")")
+        })?;
+        let bytes = n
+            .checked_mul(1usize << shift)
+            .ok_or_else(|| format!("size {text:?} is too large"))?;
+        if bytes == 0 {
+            return Err("memory_budget must be > 0".into());
+        }
+        Ok(bytes)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        use serde::de::Error as _;
+        match Form::deserialize(d).map_err(|_| {
+            D::Error::custom("expected a size such as \"512MiB\" or a number of bytes")
+        })? {
+            Form::Bytes(n) => parse(&n.to_string()).map_err(D::Error::custom),
+            Form::Text(s) => parse(&s).map_err(D::Error::custom),
+        }
     }
 }
 
@@ -432,6 +494,12 @@ publish_rate = "off"
         assert_eq!(l.backpressure_timeout, Duration::from_secs(3));
         l.set("max_inflight_window", "3").unwrap_err();
         l.set("inflight_window", "7").unwrap();
+        l.set("memory_budget", "512MiB").unwrap();
+        assert_eq!(l.memory_budget, 512 << 20);
+        let e = l.set("memory_budget", "lots").unwrap_err();
+        assert!(e.contains("invalid size"), "{e}");
+        let shown = toml::Table::try_from(&l).unwrap();
+        assert_eq!(shown["memory_budget"].as_str(), Some("512MiB"));
         assert_eq!(l.inflight_window, 7);
         let e = l.set("publish_rate", "0/1").unwrap_err();
         assert!(e.contains("per_second must be > 0"), "{e}");

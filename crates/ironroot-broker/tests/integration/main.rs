@@ -6,6 +6,7 @@ mod harness;
 mod pki;
 
 mod allowed;
+mod budget;
 mod conformance;
 mod enforcement;
 mod limits;

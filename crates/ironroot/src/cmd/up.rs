@@ -147,6 +147,10 @@ struct MqttLimitFlags {
         value_name = "RATE"
     )]
     mqtt_connection_rate_per_ip: Option<String>,
+    /// Bytes of messages the broker may hold (512MiB, 2GiB, ...); over 90 % new connections get
+    /// 0x97 and the heaviest publishers are slowed [default: 1/4 of RAM, at most 4GiB].
+    #[arg(long, env = "IRONROOT_MQTT_MEMORY_BUDGET", value_name = "SIZE")]
+    mqtt_memory_budget: Option<String>,
 }
 
 impl MqttLimitFlags {
@@ -170,6 +174,7 @@ impl MqttLimitFlags {
             self.mqtt_max_tracked_devices,
             self.mqtt_publish_rate,
             self.mqtt_connection_rate_per_ip,
+            self.mqtt_memory_budget,
         ];
         // Checked by the unit test below: one flag per key, same order.
         MqttLimits::FLAG_KEYS

@@ -177,7 +177,7 @@ fn unknown_key_and_bad_value_are_refused_with_key_and_file() {
 }
 
 /// Every `[mqtt.limits]` key has a `--mqtt-<key>` flag; `--print-config` shows its value.
-const LIMIT_FLAGS: [(&str, &str); 17] = [
+const LIMIT_FLAGS: [(&str, &str); 18] = [
     ("--mqtt-max-packet-size", "4096"),
     ("--mqtt-inflight-window", "7"),
     ("--mqtt-max-queued-messages", "11"),
@@ -195,6 +195,7 @@ const LIMIT_FLAGS: [(&str, &str); 17] = [
     ("--mqtt-max-tracked-devices", "31"),
     ("--mqtt-publish-rate", "5000/10000"),
     ("--mqtt-connection-rate-per-ip", "off"),
+    ("--mqtt-memory-budget", "64MiB"),
 ];
 
 #[test]
@@ -232,6 +233,7 @@ fn every_mqtt_limit_has_a_flag_that_overrides_the_file() {
         "the file said 2/4"
     );
     assert_eq!(l.connection_rate_per_ip, None);
+    assert_eq!(l.memory_budget, 64 << 20);
     // The environment form, and the file's value where no flag is given.
     let out = ironroot_testkit::run(
         up(dir.path(), &["--print-config", "--config"])
@@ -267,7 +269,7 @@ fn a_bad_limit_flag_is_refused_like_the_file_key() {
         ("--mqtt-max-packet-size", "big", "expected u32"),
         ("--mqtt-connect-timeout", "soon", "--mqtt-connect-timeout"),
     ] {
-        let out = ironroot_testkit::run(up(dir.path(), &["--print-config", flag, value]));
+        let out = ironroot_testkit::run(&mut up(dir.path(), &["--print-config", flag, value]));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{flag} {value} accepted");
         assert!(
@@ -276,7 +278,7 @@ fn a_bad_limit_flag_is_refused_like_the_file_key() {
         );
     }
     // The same flag with a valid value is accepted.
-    let out = ironroot_testkit::run(up(
+    let out = ironroot_testkit::run(&mut up(
         dir.path(),
         &["--print-config", "--mqtt-publish-rate", "1/1"],
     ));
