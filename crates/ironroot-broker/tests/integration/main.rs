@@ -13,4 +13,5 @@ mod limits;
 mod overload;
 mod raw;
 mod refusals;
+mod storm;
 mod tls;
