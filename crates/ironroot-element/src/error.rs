@@ -15,9 +15,7 @@ pub enum ElementError {
     NoSuchKey(String),
     /// A sealed key could not be opened: wrong HUK (a key file copied from another device) or a
     /// corrupted file.
-    #[error(
-        "sealed key {label:?} does not open with this device's hardware-unique key (copied from another device, or corrupted)"
-    )]
+    #[error("sealed key {label:?} does not open with this device's hardware-unique key (copied from another device, or corrupted)")]
     Unseal {
         /// The key's label.
         label: String,

@@ -61,8 +61,7 @@ impl Huk {
     /// Reads the HUK file.
     pub fn load(path: &Path) -> Result<Self, ElementError> {
         let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .map_err(|e| ElementError::Huk(format!("{}: {e}", path.display())))?,
+            std::fs::read(path).map_err(|e| ElementError::Huk(format!("{}: {e}", path.display())))?,
         );
         Self::from_bytes(&bytes)
     }
@@ -232,11 +231,9 @@ impl SoftwareElement {
     }
 
     fn signer_from(label: &str, pkcs8: &[u8]) -> Result<Arc<dyn DeviceSigner>, ElementError> {
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).map_err(|_| {
-                ElementError::Unseal {
-                    label: label.to_owned(),
-                }
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8)
+            .map_err(|_| ElementError::Unseal {
+                label: label.to_owned(),
             })?;
         let public = pair.public_key().as_ref().to_vec();
         Ok(Arc::new(SoftwareSigner {
@@ -251,13 +248,9 @@ impl SoftwareElement {
             None => Ok(0),
             Some(blob) => {
                 let plain = self.unseal(COUNTER_NAME, &blob)?;
-                let bytes: [u8; 8] =
-                    plain
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| ElementError::Unseal {
-                            label: COUNTER_NAME.to_owned(),
-                        })?;
+                let bytes: [u8; 8] = plain.as_slice().try_into().map_err(|_| ElementError::Unseal {
+                    label: COUNTER_NAME.to_owned(),
+                })?;
                 Ok(u64::from_be_bytes(bytes))
             }
         }

@@ -5,7 +5,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
-use ironroot_element::{ElementError, Huk, KeyStorage, RcgenKey, SecureElement, SoftwareElement};
+use ironroot_element::{
+    ElementError, Huk, KeyStorage, RcgenKey, SecureElement, SoftwareElement,
+};
 
 fn dir_element(dir: &std::path::Path, huk: &[u8]) -> SoftwareElement {
     SoftwareElement::new(
@@ -24,9 +26,7 @@ fn generated_key_signs_and_reopens_from_its_sealed_file() {
         .verify(b"hello", &sig)
         .expect("signature verifies under the element's public key");
     // The same device (same HUK) reopens the key after a restart.
-    let again = dir_element(tmp.path(), &[7u8; 32])
-        .open("identity-1")
-        .unwrap();
+    let again = dir_element(tmp.path(), &[7u8; 32]).open("identity-1").unwrap();
     assert_eq!(again.public_key(), key.public_key());
     // The file on disk holds no PKCS#8 plaintext: the private scalar's DER header is absent.
     let blob = std::fs::read(tmp.path().join("keys/identity-1.sealed")).unwrap();
@@ -41,30 +41,17 @@ fn a_sealed_key_copied_to_another_device_or_label_does_not_open() {
     el.generate("identity-1").unwrap();
     // Another device's HUK: refused with a typed error.
     let other = dir_element(tmp.path(), &[2u8; 32]);
-    assert!(matches!(
-        other.open("identity-1"),
-        Err(ElementError::Unseal { .. })
-    ));
+    assert!(matches!(other.open("identity-1"), Err(ElementError::Unseal { .. })));
     // Renamed to another label on the same device: refused.
     let keys = tmp.path().join("keys");
-    std::fs::copy(
-        keys.join("identity-1.sealed"),
-        keys.join("identity-2.sealed"),
-    )
-    .unwrap();
-    assert!(matches!(
-        el.open("identity-2"),
-        Err(ElementError::Unseal { .. })
-    ));
+    std::fs::copy(keys.join("identity-1.sealed"), keys.join("identity-2.sealed")).unwrap();
+    assert!(matches!(el.open("identity-2"), Err(ElementError::Unseal { .. })));
     // One flipped byte: refused. The untouched original still opens (the path works).
     let mut blob = std::fs::read(keys.join("identity-1.sealed")).unwrap();
     let last = blob.len() - 1;
     blob[last] ^= 1;
     std::fs::write(keys.join("identity-3.sealed"), &blob).unwrap();
-    assert!(matches!(
-        el.open("identity-3"),
-        Err(ElementError::Unseal { .. })
-    ));
+    assert!(matches!(el.open("identity-3"), Err(ElementError::Unseal { .. })));
     assert!(el.open("identity-1").is_ok());
 }
 
@@ -78,10 +65,7 @@ fn keys_are_never_replaced_and_destroyed_keys_are_gone() {
     assert!(matches!(el.open("k"), Err(ElementError::NoSuchKey(_))));
     assert!(matches!(el.destroy("k"), Err(ElementError::NoSuchKey(_))));
     for bad in ["", "../x", ".counter", "a/b", &"x".repeat(65)] {
-        assert!(
-            matches!(el.generate(bad), Err(ElementError::BadLabel(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(el.generate(bad), Err(ElementError::BadLabel(_))), "{bad:?}");
     }
 }
 
@@ -112,10 +96,7 @@ fn ecdh_agrees_with_the_peer() {
     )
     .unwrap();
     assert_eq!(&ours[..], &theirs[..]);
-    assert!(matches!(
-        el.ecdh("enc", b"\x04junk"),
-        Err(ElementError::BadPeerKey)
-    ));
+    assert!(matches!(el.ecdh("enc", b"\x04junk"), Err(ElementError::BadPeerKey)));
 }
 
 #[test]
@@ -126,10 +107,7 @@ fn unique_ids_differ_per_huk_and_the_huk_is_never_printed() {
     assert_eq!(a.unique_id().unwrap(), a.unique_id().unwrap());
     let huk = Huk::from_bytes(&[0xAB; 32]).unwrap();
     assert!(!format!("{huk:?}").to_lowercase().contains("ab"));
-    assert!(matches!(
-        Huk::from_bytes(&[0; 31]),
-        Err(ElementError::Huk(_))
-    ));
+    assert!(matches!(Huk::from_bytes(&[0; 31]), Err(ElementError::Huk(_))));
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("huk");
     Huk::create(&path).unwrap();
@@ -154,8 +132,8 @@ fn csr_signed_inside_the_element_verifies_with_openssl() {
             .args(["req", "-verify", "-noout", "-subject", "-in"])
             .arg(&path),
     );
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("sensor-42"), "{text}");
     assert!(text.to_lowercase().contains("verif"), "{text}");
     // A CSR whose signature bytes were altered is refused by the same oracle.
