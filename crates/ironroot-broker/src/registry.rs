@@ -145,9 +145,10 @@ impl Hub {
         inc(&counters.connection_attempts);
         counters.last.lock().source = Some(req.source);
         let cn = Some(device_id.as_str());
-        if self.budget.overloaded() {
+        if self.budget.overloaded() && !self.resumes_session(&req) {
             // Before anything else costs memory; the same CONNECT passes once usage is back
-            // under the low watermark.
+            // under the low watermark. A client resuming its persistent session is let in:
+            // reading its queue is what frees the memory.
             return Err(self.refuse(
                 &req,
                 cn,
@@ -328,6 +329,16 @@ impl Hub {
             will,
             limits,
         })
+    }
+
+    /// Does `req` resume a session the broker keeps (clean start off, session present)?
+    fn resumes_session(&self, req: &ConnectRequest) -> bool {
+        !req.clean_start
+            && self
+                .registry
+                .lock()
+                .sessions
+                .contains_key(req.client_id.as_str())
     }
 
     /// The connection `conn_id` of `session` ended. Publishes the will when `cause` calls for

@@ -32,8 +32,17 @@ fn metric(b: &TestBroker, name: &str) -> f64 {
 
 /// The CONNACK code paho-mqtt reports for a CONNECT as `id` with `protocol` 4 or 5.
 fn paho_connack(b: &TestBroker, id: &str, protocol: u8) -> u64 {
+    paho_connack_with(b, id, protocol, json!({}))
+}
+
+/// As [`paho_connack`], with extra spec keys (`clean`, `session_expiry`).
+fn paho_connack_with(b: &TestBroker, id: &str, protocol: u8, extra: serde_json::Value) -> u64 {
     let c = b.client(id);
-    let log = Paho::run(&paho_spec(b, &c, id, protocol, json!([])));
+    let mut spec = paho_spec(b, &c, id, protocol, json!([]));
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let log = Paho::run(&spec);
     let acks = evs(&log, "connack");
     assert_eq!(acks.len(), 1, "{log:?}");
     acks[0]["rc"].as_u64().unwrap()
@@ -46,6 +55,12 @@ fn memory_budget_refuses_connects_with_quota_exceeded_until_drained() {
     limits.publish_rate = None;
     let b = TestBroker::start_with(limits);
     assert_eq!(paho_connack(&b, "dev-late", 5), 0, "accepted while idle");
+    // A device with a persistent session, offline while the budget fills.
+    let persistent = json!({"clean": false, "session_expiry": 300});
+    assert_eq!(
+        paho_connack_with(&b, "dev-persist", 5, persistent.clone()),
+        0
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -108,6 +123,16 @@ fn memory_budget_refuses_connects_with_quota_exceeded_until_drained() {
         paho_connack(&b, "dev-late", 4),
         0x88,
         "v3.1.1: server unavailable"
+    );
+    assert_eq!(
+        paho_connack_with(&b, "dev-persist", 5, persistent.clone()),
+        0,
+        "resuming a kept session is let in: reading its queue frees memory"
+    );
+    assert_eq!(
+        paho_connack_with(&b, "dev-persist", 5, json!({})),
+        0x97,
+        "the same device starting a clean session is not"
     );
     // While refused, the flooder keeps writing but is not read: the memory held stays bounded.
     let mut peak = 0.0f64;
