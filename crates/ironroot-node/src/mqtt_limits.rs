@@ -514,7 +514,7 @@ publish_rate = "off"
         assert!(!e.is_empty());
         assert_eq!(l.inflight_window, 7, "a refused flag changes nothing");
         for key in MqttLimits::FLAG_KEYS {
-            let current = toml::Table::try_from(&MqttLimits::default()).unwrap();
+            let current = toml::Table::try_from(MqttLimits::default()).unwrap();
             assert!(current.contains_key(*key), "{key} is a file key");
         }
     }

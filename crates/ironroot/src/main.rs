@@ -42,7 +42,7 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
     /// MQTT broker; creates the CA on first start.
-    Up(cmd::up::UpArgs),
+    Up(Box<cmd::up::UpArgs>),
     /// Check running services: `check tls HOST:PORT` grades a TLS listener (CI gate).
     Check(cmd::check::CheckArgs),
 }
@@ -57,7 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Mqtt(args) => cmd::mqtt::run(args).map(|()| std::process::ExitCode::SUCCESS),
-        Command::Up(args) => cmd::up::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Up(args) => cmd::up::run(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
     };

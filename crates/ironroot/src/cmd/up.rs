@@ -307,6 +307,22 @@ mod tests {
             .map(|k| format!("mqtt-{}", k.replace('_', "-")))
             .collect();
         assert_eq!(flags, want);
+        // The `[default: …]` each help text states is the real default, in the flag's syntax.
+        for (arg, key) in cmd.get_arguments().zip(MqttLimits::FLAG_KEYS) {
+            let help = arg.get_help().unwrap().to_string();
+            let stated = help
+                .rsplit_once("[default: ")
+                .and_then(|(_, d)| d.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("{key}: no [default: …] in {help:?}"));
+            if *key == "memory_budget" {
+                continue; // machine-dependent, stated in words
+            }
+            let mut parsed = MqttLimits::default();
+            parsed
+                .set(key, stated)
+                .unwrap_or_else(|e| panic!("{key}: {stated:?}: {e}"));
+            assert_eq!(parsed, MqttLimits::default(), "{key}: help says {stated:?}");
+        }
         // Each flag lands on its own key.
         for (i, flag) in want.iter().enumerate() {
             let cli =
