@@ -115,6 +115,13 @@ pub trait PolicyProvider: Send + Sync + fmt::Debug {
         identity: &DeviceIdentity,
         quarantined: bool,
     ) -> Arc<dyn SessionPolicy>;
+
+    /// The registry groups `identity` belongs to now, for the per-group limit overrides
+    /// ([`crate::Limits::overrides`]); asked at every CONNECT, so a membership change applies
+    /// from the device's next connection. Answers from memory like
+    /// [`PolicyProvider::session_policy`]. Required (no default): a wrapper that forgot to
+    /// pass it on would silently drop every group override.
+    fn groups(&self, identity: &DeviceIdentity) -> Vec<String>;
 }
 
 /// A policy that refuses everything (used when a provider is not configured, and as the
@@ -131,5 +138,9 @@ impl SessionPolicy for DenyAll {
 impl PolicyProvider for DenyAll {
     fn session_policy(&self, _: &DeviceIdentity, _: bool) -> Arc<dyn SessionPolicy> {
         Arc::new(DenyAll)
+    }
+
+    fn groups(&self, _: &DeviceIdentity) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -20,6 +20,56 @@ impl RateLimit {
     }
 }
 
+/// Who a [`LimitOverride`] applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentitySelector {
+    /// One device, by device id (the certificate CN).
+    Device(String),
+    /// Every member of a registry group (membership as the [`crate::PolicyProvider`] reports
+    /// it at CONNECT).
+    Group(String),
+}
+
+/// Limits that replace the defaults for one device or the members of one group, looked up at
+/// CONNECT. A field left `None` keeps the value from [`Limits`] (or from a later override).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LimitOverride {
+    /// Whom it applies to.
+    pub selector: IdentitySelector,
+    /// PUBLISH rate of each connection of the identity: `Some(None)` turns the limit off.
+    pub publish_rate: Option<Option<RateLimit>>,
+    /// Live connections the identity may hold at once (at least 1).
+    pub max_connections: Option<u32>,
+}
+
+impl LimitOverride {
+    /// An override for `selector` that changes nothing yet.
+    pub fn new(selector: IdentitySelector) -> Self {
+        LimitOverride {
+            selector,
+            publish_rate: None,
+            max_connections: None,
+        }
+    }
+}
+
+/// The limits one identity gets after its overrides (see [`Limits::for_identity`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct IdentityLimits {
+    /// PUBLISH rate of each of its connections (`None`: unlimited).
+    pub publish_rate: Option<RateLimit>,
+    /// Live connections it may hold at once.
+    pub max_connections: u32,
+}
+
+/// Live connections one identity may hold unless an override says otherwise. With the client
+/// id pinned to the device id, a second CONNECT of the identity takes the first session over
+/// (MQTT's rule for one client id), so one identity never holds more than one connection today.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY: u32 = 1;
+
 /// Limits enforced per connection, per session and per source address.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -68,6 +118,40 @@ pub struct Limits {
     /// Devices with counters kept in memory (see [`crate::DeviceStats`]); beyond this, counters
     /// of unknown ids (failed handshakes naming a CN) are not created.
     pub max_tracked_devices: usize,
+    /// Bytes of application messages the broker holds at most (queued, inflight, retained;
+    /// each message counted once however many subscribers it waits for). Over 90 %, new
+    /// CONNECTs are refused with `0x97` and the heaviest publishers are no longer read; under
+    /// 75 % normal service resumes. Default: a quarter of the machine's memory, at most 4 GiB.
+    pub memory_budget: usize,
+    /// Per-identity replacements of `publish_rate` and the connection count, by device or
+    /// group. Precedence: the device's own override, then group overrides in this order; each
+    /// field comes from the first override that sets it.
+    pub overrides: Vec<LimitOverride>,
+}
+
+impl Limits {
+    /// The limits of the identity `device_id`, member of `groups`.
+    pub fn for_identity(&self, device_id: &str, groups: &[String]) -> IdentityLimits {
+        let mut publish_rate = None;
+        let mut max_connections = None;
+        let devices = self
+            .overrides
+            .iter()
+            .filter(|o| matches!(&o.selector, IdentitySelector::Device(d) if d == device_id));
+        let by_group = self.overrides.iter().filter(
+            |o| matches!(&o.selector, IdentitySelector::Group(g) if groups.iter().any(|m| m == g)),
+        );
+        for o in devices.chain(by_group) {
+            publish_rate = publish_rate.or(o.publish_rate);
+            max_connections = max_connections.or(o.max_connections);
+        }
+        IdentityLimits {
+            publish_rate: publish_rate.unwrap_or(self.publish_rate),
+            max_connections: max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IDENTITY)
+                .max(1),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -90,6 +174,8 @@ impl Default for Limits {
             max_retained_messages: 100_000,
             max_retained_bytes: 64 * 1024 * 1024,
             max_tracked_devices: 1_000_000,
+            memory_budget: crate::budget::default_budget(),
+            overrides: Vec::new(),
         }
     }
 }
@@ -139,5 +225,55 @@ pub mod danger {
     pub struct PlaintextListener {
         /// Address to listen on (for example `127.0.0.1:1883`).
         pub addr: SocketAddr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        let mut backend = LimitOverride::new(IdentitySelector::Group("backend".into()));
+        backend.publish_rate = Some(Some(RateLimit::new(5000.0, 10000.0)));
+        backend.max_connections = Some(10);
+        let mut lab = LimitOverride::new(IdentitySelector::Group("lab".into()));
+        lab.publish_rate = Some(None);
+        lab.max_connections = Some(3);
+        let mut svc = LimitOverride::new(IdentitySelector::Device("svc-1".into()));
+        svc.max_connections = Some(2);
+        Limits {
+            overrides: vec![backend, lab, svc],
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn identity_limits_follow_device_then_groups_in_order() {
+        let l = limits();
+        let plain = l.for_identity("dev-1", &[]);
+        assert_eq!(plain.publish_rate, Limits::default().publish_rate);
+        assert_eq!(plain.max_connections, 1, "the default keeps takeover");
+        let b = l.for_identity("dev-1", &["backend".into()]);
+        assert_eq!(b.publish_rate, Some(RateLimit::new(5000.0, 10000.0)));
+        assert_eq!(b.max_connections, 10);
+        let lab_first = l.for_identity("dev-1", &["lab".into(), "backend".into()]);
+        assert_eq!(
+            lab_first.max_connections, 10,
+            "file order decides, not the order of the memberships"
+        );
+        let lab = l.for_identity("dev-1", &["lab".into()]);
+        assert_eq!(lab.publish_rate, None, "an override may turn the rate off");
+        let svc = l.for_identity("svc-1", &["backend".into()]);
+        assert_eq!(svc.max_connections, 2, "the device's own override wins");
+        assert_eq!(
+            svc.publish_rate,
+            Some(RateLimit::new(5000.0, 10000.0)),
+            "fields the device override leaves open come from its groups"
+        );
+        assert_eq!(
+            l.for_identity("svc-2", &["other".into()]),
+            plain,
+            "an unrelated group changes nothing"
+        );
     }
 }

@@ -48,6 +48,14 @@ pub enum RefusalReason {
     Revoked,
     /// MQTT 5 enhanced authentication was requested (not supported).
     AuthMethodUnsupported,
+    /// The broker's memory budget is above its high watermark (`memory_budget`): no new
+    /// connection until usage is back under the low watermark.
+    MemoryBudget,
+    /// The identity already holds as many live connections as its limits allow.
+    ConnectionQuota {
+        /// Its `max_connections`.
+        max_connections: u32,
+    },
 }
 
 /// Why the broker cut a session.

@@ -13,6 +13,7 @@ use ntex_mqtt::QoS;
 use parking_lot::{Mutex, RwLock};
 
 use crate::authz::{Action, PolicyProvider};
+use crate::budget::MemoryBudget;
 use crate::config::Limits;
 use crate::counters::{BrokerStats, CounterMap, inc};
 use crate::events::{BrokerEvent, DeniedAction, Events};
@@ -44,6 +45,8 @@ pub(crate) struct Registry {
     pub(crate) detached: HashSet<Arc<str>>,
     pub(crate) quarantined: HashSet<Arc<str>>,
     pub(crate) revoked: HashSet<Serial>,
+    /// Live connections per identity (`max_connections`).
+    pub(crate) connections: crate::limits::IdentityConnections,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +93,8 @@ pub(crate) struct Hub {
     pub(crate) stats: HubStats,
     /// Counters for the Prometheus endpoint.
     pub(crate) metrics: Metrics,
+    /// Bytes of the messages held, against `limits.memory_budget`.
+    pub(crate) budget: Arc<MemoryBudget>,
     next_id: AtomicU64,
 }
 
@@ -98,6 +103,7 @@ impl Hub {
         Hub {
             counters: CounterMap::new(limits.max_tracked_devices),
             sources: SourceLimiter::new(limits.connection_rate_per_ip, 100_000),
+            budget: Arc::new(MemoryBudget::new(limits.memory_budget)),
             limits,
             provider,
             events,
@@ -333,9 +339,25 @@ impl Hub {
             tls_handshake_failures: stats.tls_handshake_failures,
             backpressure_waits: stats.backpressure_waits,
             events_dropped: stats.events_dropped,
-            publish_rate: self.limits.publish_rate.map(|r| r.per_second),
-            connection_rate_per_ip: self.limits.connection_rate_per_ip.map(|r| r.per_second),
+            publish_rate: self.limits.publish_rate,
+            connection_rate_per_ip: self.limits.connection_rate_per_ip,
             max_queued_messages: self.limits.max_queued_messages,
+            memory_budget: self.budget.limit(),
+            memory_used: self.budget.used(),
+            memory_overloaded: self.budget.overloaded(),
+            overrides: self
+                .limits
+                .overrides
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    (
+                        metrics::override_label(o, i),
+                        o.publish_rate,
+                        o.max_connections,
+                    )
+                })
+                .collect(),
         };
         self.metrics.render(&gauges, out);
     }

@@ -45,6 +45,7 @@
 
 mod authz;
 mod broker;
+mod budget;
 mod config;
 mod conn;
 mod counters;
@@ -68,7 +69,10 @@ mod trie;
 
 pub use authz::{Action, Denied, DenyAll, PolicyProvider, SessionPolicy};
 pub use broker::{BrokerBuilder, BrokerHandle, MetricsHandle, PolicyScope, StartError};
-pub use config::{BrokerConfig, Limits, RateLimit, danger};
+pub use config::{
+    BrokerConfig, DEFAULT_MAX_CONNECTIONS_PER_IDENTITY, IdentityLimits, IdentitySelector,
+    LimitOverride, Limits, RateLimit, danger,
+};
 pub use counters::{BrokerStats, DeviceStats};
 pub use enforcement::EnforcementReport;
 pub use events::{

@@ -1,8 +1,10 @@
 //! Rate limiting: token buckets per connection (PUBLISH rate) and per source IP (new
-//! connections, checked before the TLS handshake so a flood costs no crypto).
+//! connections, checked before the TLS handshake so a flood costs no crypto); live connections
+//! per identity (`max_connections` of a [`crate::LimitOverride`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -135,6 +137,44 @@ impl SourceLimiter {
     }
 }
 
+/// Live connections per identity (device id), for `max_connections`. Kept under the registry
+/// lock: a CONNECT that takes a session over replaces a connection and does not count again.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityConnections {
+    live: HashMap<Arc<str>, u32>,
+}
+
+impl IdentityConnections {
+    /// Counts a new (not taking over) connection of `id` if fewer than `max` are live.
+    pub(crate) fn try_open(&mut self, id: &Arc<str>, max: u32) -> bool {
+        let n = self.live.entry(id.clone()).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                self.live.remove(id);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// One connection of `id` ended.
+    pub(crate) fn close(&mut self, id: &str) {
+        if let Some(n) = self.live.get_mut(id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.live.remove(id);
+            }
+        }
+    }
+
+    /// Live connections of `id`.
+    #[cfg(test)]
+    pub(crate) fn live(&self, id: &str) -> u32 {
+        self.live.get(id).copied().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +247,24 @@ mod tests {
         lim.prune(t0 + Duration::from_secs(5));
         assert_eq!(lim.tracked(), 0);
         assert_eq!(lim.admit(c, t0 + Duration::from_secs(5)), Admission::Admit);
+    }
+
+    #[test]
+    fn identity_connections_are_counted_up_to_max() {
+        let mut c = IdentityConnections::default();
+        let id: Arc<str> = "svc-1".into();
+        assert!(c.try_open(&id, 2));
+        assert!(c.try_open(&id, 2));
+        assert!(!c.try_open(&id, 2), "a third connection is refused");
+        assert_eq!(c.live("svc-1"), 2);
+        c.close("svc-1");
+        assert!(c.try_open(&id, 2), "room again after one closed");
+        let other: Arc<str> = "dev-1".into();
+        assert!(c.try_open(&other, 1), "other identities count on their own");
+        assert!(!c.try_open(&other, 1));
+        c.close("dev-1");
+        c.close("dev-1");
+        assert_eq!(c.live("dev-1"), 0, "never below zero, entry gone");
+        assert!(!c.live.contains_key("dev-1"));
     }
 }

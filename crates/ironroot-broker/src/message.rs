@@ -21,6 +21,28 @@ pub(crate) struct Message {
     pub(crate) props: Option<Box<MessageProps>>,
     /// When the MQTT 5 message expiry interval runs out.
     pub(crate) expires_at: Option<Instant>,
+    /// Its bytes in the memory budget, given back when the last holder drops it (`None` for
+    /// wills: one per connection at most, bounded by the connection limits). Never read: held
+    /// for its `Drop`.
+    #[allow(dead_code)]
+    pub(crate) charge: Option<crate::budget::Charge>,
+}
+
+impl Message {
+    /// Bytes a message holds, as charged to the memory budget.
+    pub(crate) fn footprint(topic: &str, payload: &[u8], props: Option<&MessageProps>) -> usize {
+        let props = props.map_or(0, |p| {
+            std::mem::size_of::<MessageProps>()
+                + p.content_type.as_ref().map_or(0, |s| s.len())
+                + p.correlation_data.as_ref().map_or(0, |b| b.len())
+                + p.response_topic.as_ref().map_or(0, |s| s.len())
+                + p.user_properties
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        });
+        std::mem::size_of::<Message>() + topic.len() + payload.len() + props
+    }
 }
 
 /// MQTT 5 properties a broker forwards unchanged ([MQTT-3.3.2-*]).
@@ -98,6 +120,7 @@ mod tests {
             origin: 0,
             props: None,
             expires_at: Some(now + Duration::from_millis(1_400)),
+            charge: None,
         };
         assert_eq!(m.remaining_expiry(now), Some(2));
         assert!(!m.is_expired(now));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ntex_mqtt::QoS;
 
+use crate::config::{IdentitySelector, LimitOverride, RateLimit};
 use crate::counters::inc;
 use crate::events::RefusalReason;
 
@@ -26,16 +27,20 @@ pub(crate) enum Refusal {
     Revoked,
     Will,
     AuthMethod,
+    ConnectionQuota,
+    MemoryBudget,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 6] = [
+    const ALL: [Refusal; 8] = [
         Refusal::NoIdentity,
         Refusal::ClientId,
         Refusal::NotAuthorized,
         Refusal::Revoked,
         Refusal::Will,
         Refusal::AuthMethod,
+        Refusal::ConnectionQuota,
+        Refusal::MemoryBudget,
     ];
 
     fn label(self) -> &'static str {
@@ -46,6 +51,8 @@ impl Refusal {
             Refusal::Revoked => "revoked",
             Refusal::Will => "will",
             Refusal::AuthMethod => "auth_method",
+            Refusal::ConnectionQuota => "connection_quota",
+            Refusal::MemoryBudget => "memory_budget",
         }
     }
 
@@ -58,6 +65,8 @@ impl Refusal {
                 Refusal::Will
             }
             RefusalReason::AuthMethodUnsupported => Refusal::AuthMethod,
+            RefusalReason::ConnectionQuota { .. } => Refusal::ConnectionQuota,
+            RefusalReason::MemoryBudget => Refusal::MemoryBudget,
             _ => Refusal::NotAuthorized,
         }
     }
@@ -94,15 +103,35 @@ impl Drop {
     }
 }
 
+/// Why a connection's reading was paused, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// Over its PUBLISH rate.
+    PublishRate,
+    /// One of the heaviest publishers while the memory budget is over its high watermark.
+    MemoryBudget,
+}
+
+impl Throttle {
+    const ALL: [Throttle; 2] = [Throttle::PublishRate, Throttle::MemoryBudget];
+
+    fn label(self) -> &'static str {
+        match self {
+            Throttle::PublishRate => "publish_rate",
+            Throttle::MemoryBudget => "memory_budget",
+        }
+    }
+}
+
 /// The broker's metric counters.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     connects: AtomicU64,
-    refusals: [AtomicU64; 6],
+    refusals: [AtomicU64; Refusal::ALL.len()],
     messages_in: [AtomicU64; 3],
     messages_out: [AtomicU64; 3],
     drops: [AtomicU64; 4],
-    publish_throttled: AtomicU64,
+    publish_throttled: [AtomicU64; Throttle::ALL.len()],
     handshakes: [AtomicU64; HANDSHAKE_BUCKETS.len() + 1],
     handshake_micros: AtomicU64,
 }
@@ -136,8 +165,8 @@ impl Metrics {
         inc(&self.drops[d as usize]);
     }
 
-    pub(crate) fn throttled(&self) {
-        inc(&self.publish_throttled);
+    pub(crate) fn throttled_for(&self, t: Throttle) {
+        inc(&self.publish_throttled[t as usize]);
     }
 
     /// Records one completed TLS handshake.
@@ -167,9 +196,30 @@ pub(crate) struct Gauges {
     pub(crate) tls_handshake_failures: u64,
     pub(crate) backpressure_waits: u64,
     pub(crate) events_dropped: u64,
-    pub(crate) publish_rate: Option<f64>,
-    pub(crate) connection_rate_per_ip: Option<f64>,
+    pub(crate) publish_rate: Option<RateLimit>,
+    pub(crate) connection_rate_per_ip: Option<RateLimit>,
     pub(crate) max_queued_messages: usize,
+    pub(crate) memory_budget: usize,
+    pub(crate) memory_used: usize,
+    pub(crate) memory_overloaded: bool,
+    /// Per-identity overrides, labelled (see [`override_label`]).
+    pub(crate) overrides: Vec<(String, Option<Option<RateLimit>>, Option<u32>)>,
+}
+
+/// The metric label of an override: `group:<name>` for a group, `device#<position in the
+/// override list>` for a device (no device id in a label).
+pub(crate) fn override_label(o: &LimitOverride, index: usize) -> String {
+    match &o.selector {
+        IdentitySelector::Group(g) => format!("group:{g}"),
+        _ => format!("device#{index}"),
+    }
+}
+
+/// Escapes a label value (backslash, double quote, line feed) for the exposition format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -225,6 +275,26 @@ impl Metrics {
             family(out, name, "gauge", help);
             value(out, name, "", v);
         }
+        for (name, help, v) in [
+            (
+                "ironroot_mqtt_memory_budget_bytes",
+                "Bytes of messages the broker may hold (memory_budget).",
+                g.memory_budget,
+            ),
+            (
+                "ironroot_mqtt_memory_used_bytes",
+                "Bytes of messages held now (queued, inflight, retained), each message once.",
+                g.memory_used,
+            ),
+            (
+                "ironroot_mqtt_memory_overloaded",
+                "1 while over the high watermark (new CONNECTs refused), until under the low one.",
+                usize::from(g.memory_overloaded),
+            ),
+        ] {
+            family(out, name, "gauge", help);
+            value(out, name, "", v);
+        }
         let name = "ironroot_mqtt_queue_limit_messages";
         family(
             out,
@@ -233,13 +303,63 @@ impl Metrics {
             "Messages one session may have queued (max_queued_messages).",
         );
         value(out, name, "", g.max_queued_messages);
-        let name = "ironroot_mqtt_rate_limit_per_second";
-        family(out, name, "gauge", "Configured rate limits (absent: off).");
-        if let Some(r) = g.publish_rate {
-            value(out, name, "limit=\"publish_per_connection\"", r);
+        for (name, help, pick) in [
+            (
+                "ironroot_mqtt_rate_limit_per_second",
+                "Configured rate limits, sustained (absent: off).",
+                (|r: &RateLimit| r.per_second) as fn(&RateLimit) -> f64,
+            ),
+            (
+                "ironroot_mqtt_rate_limit_burst",
+                "Configured rate limits, burst (absent: off).",
+                |r: &RateLimit| r.burst,
+            ),
+        ] {
+            family(out, name, "gauge", help);
+            if let Some(r) = &g.publish_rate {
+                value(out, name, "limit=\"publish_per_connection\"", pick(r));
+            }
+            if let Some(r) = &g.connection_rate_per_ip {
+                value(out, name, "limit=\"connections_per_source_ip\"", pick(r));
+            }
         }
-        if let Some(r) = g.connection_rate_per_ip {
-            value(out, name, "limit=\"connections_per_source_ip\"", r);
+        let name = "ironroot_mqtt_identity_max_connections";
+        family(
+            out,
+            name,
+            "gauge",
+            "Live connections one identity may hold: the default and each override that sets it.",
+        );
+        value(
+            out,
+            name,
+            "override=\"default\"",
+            crate::config::DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+        );
+        for (label, _, max) in &g.overrides {
+            if let Some(max) = max {
+                value(out, name, &format!("override=\"{}\"", escape(label)), max);
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "ironroot_mqtt_override_publish_rate_per_second",
+                "Per-connection PUBLISH rate of an override's identities, sustained (-1: off).",
+                (|r: &RateLimit| r.per_second) as fn(&RateLimit) -> f64,
+            ),
+            (
+                "ironroot_mqtt_override_publish_rate_burst",
+                "Per-connection PUBLISH rate of an override's identities, burst (-1: off).",
+                |r: &RateLimit| r.burst,
+            ),
+        ] {
+            family(out, name, "gauge", help);
+            for (label, rate, _) in &g.overrides {
+                if let Some(rate) = rate {
+                    let v = rate.as_ref().map_or(-1.0, pick);
+                    value(out, name, &format!("override=\"{}\"", escape(label)), v);
+                }
+            }
         }
 
         let name = "ironroot_mqtt_connects_total";
@@ -300,9 +420,17 @@ impl Metrics {
             out,
             name,
             "counter",
-            "Episodes of a connection publishing over its rate (reading paused).",
+            "Episodes of a connection whose reading was paused, by reason.",
         );
-        value(out, name, "", load(&self.publish_throttled));
+        for t in Throttle::ALL {
+            let labels = format!("reason=\"{}\"", t.label());
+            value(
+                out,
+                name,
+                &labels,
+                load(&self.publish_throttled[t as usize]),
+            );
+        }
         let name = "ironroot_mqtt_events_dropped_total";
         family(
             out,
@@ -357,9 +485,20 @@ mod tests {
             tls_handshake_failures: 1,
             backpressure_waits: 9,
             events_dropped: 0,
-            publish_rate: Some(100.0),
+            publish_rate: Some(RateLimit::new(100.0, 200.0)),
             connection_rate_per_ip: None,
             max_queued_messages: 1000,
+            memory_budget: 1 << 20,
+            memory_used: 12,
+            memory_overloaded: true,
+            overrides: vec![
+                (
+                    "group:back\"end".into(),
+                    Some(Some(RateLimit::new(5000.0, 10000.0))),
+                    Some(10),
+                ),
+                ("device#1".into(), Some(None), None),
+            ],
         }
     }
 
@@ -368,6 +507,10 @@ mod tests {
         let m = Metrics::default();
         m.connected();
         m.refused(Refusal::Revoked);
+        m.throttled_for(Throttle::MemoryBudget);
+        m.refused(Refusal::of(&RefusalReason::ConnectionQuota {
+            max_connections: 1,
+        }));
         m.message_in(QoS::AtLeastOnce);
         m.dropped(Drop::BackpressureTimeout);
         m.handshake(Duration::from_micros(1_500));
@@ -382,6 +525,19 @@ mod tests {
             "ironroot_mqtt_messages_in_total{qos=\"1\"} 1",
             "ironroot_mqtt_dropped_total{reason=\"backpressure_timeout\"} 1",
             "ironroot_mqtt_rate_limit_per_second{limit=\"publish_per_connection\"} 100",
+            "ironroot_mqtt_rate_limit_burst{limit=\"publish_per_connection\"} 200",
+            "ironroot_mqtt_refusals_total{reason=\"connection_quota\"} 1",
+            "ironroot_mqtt_publish_throttled_total{reason=\"publish_rate\"} 0",
+            "ironroot_mqtt_publish_throttled_total{reason=\"memory_budget\"} 1",
+            "ironroot_mqtt_refusals_total{reason=\"memory_budget\"} 0",
+            "ironroot_mqtt_memory_budget_bytes 1048576",
+            "ironroot_mqtt_memory_used_bytes 12",
+            "ironroot_mqtt_memory_overloaded 1",
+            "ironroot_mqtt_identity_max_connections{override=\"default\"} 1",
+            "ironroot_mqtt_identity_max_connections{override=\"group:back\\\"end\"} 10",
+            "ironroot_mqtt_override_publish_rate_per_second{override=\"group:back\\\"end\"} 5000",
+            "ironroot_mqtt_override_publish_rate_burst{override=\"group:back\\\"end\"} 10000",
+            "ironroot_mqtt_override_publish_rate_per_second{override=\"device#1\"} -1",
             "ironroot_mqtt_tls_handshake_seconds_bucket{le=\"0.001\"} 0",
             "ironroot_mqtt_tls_handshake_seconds_bucket{le=\"0.002\"} 1",
             "ironroot_mqtt_tls_handshake_seconds_bucket{le=\"2.5\"} 1",
@@ -393,6 +549,10 @@ mod tests {
         assert!(
             !out.contains("connections_per_source_ip"),
             "an off limit is absent"
+        );
+        assert!(
+            !out.contains("override=\"device#1\"} 1"),
+            "an override without max_connections adds no max_connections gauge"
         );
     }
 }

@@ -128,6 +128,14 @@ impl PolicyProvider for IronrootPolicies {
     ) -> Arc<dyn SessionPolicy> {
         Arc::new(self.authorizer(identity, quarantined))
     }
+
+    fn groups(&self, identity: &DeviceIdentity) -> Vec<String> {
+        self.snapshot()
+            .facts
+            .get(identity.device_id())
+            .map(|f| f.groups.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +253,8 @@ mod tests {
         let p = IronrootPolicies::new(snap);
         let b = p.session_policy(&identity("backend"), false);
         assert!(b.authorize(Action::Connect).is_ok(), "group policy");
+        assert_eq!(p.groups(&identity("backend")), vec!["lab".to_string()]);
+        assert!(p.groups(&identity("dev-1")).is_empty());
         assert!(
             b.authorize(Action::Subscribe {
                 filter: "devices/+/telemetry"

@@ -11,6 +11,7 @@ use ntex_bytes::{ByteString, Bytes};
 use ntex_mqtt::QoS;
 
 use crate::authz::{Action, SessionPolicy};
+use crate::config::IdentityLimits;
 use crate::counters::inc;
 use crate::events::{
     BrokerEvent, DeniedAction, DisconnectCause, KickReason, Protocol, RefusalReason,
@@ -80,6 +81,7 @@ impl Will {
                     origin: m.origin,
                     props: m.props.clone(),
                     expires_at: Some(at + expiry),
+                    charge: None,
                 })
             }
         }
@@ -95,6 +97,8 @@ pub(crate) struct Accepted {
     pub(crate) identity: DeviceIdentity,
     pub(crate) session_present: bool,
     pub(crate) will: Option<Will>,
+    /// The identity's limits after its overrides.
+    pub(crate) limits: IdentityLimits,
 }
 
 /// How a CONNECT is refused; mapped to a v3 return code or v5 reason code by the caller.
@@ -104,6 +108,8 @@ pub(crate) enum RefuseCode {
     NotAuthorized,
     BadAuthMethod,
     TopicNameInvalid,
+    /// A quota (the identity's connections, the memory budget): v5 `0x97`, v3 server unavailable.
+    QuotaExceeded,
 }
 
 impl Hub {
@@ -139,6 +145,17 @@ impl Hub {
         inc(&counters.connection_attempts);
         counters.last.lock().source = Some(req.source);
         let cn = Some(device_id.as_str());
+        if self.budget.overloaded() && !self.resumes_session(&req) {
+            // Before anything else costs memory; the same CONNECT passes once usage is back
+            // under the low watermark. A client resuming its persistent session is let in:
+            // reading its queue is what frees the memory.
+            return Err(self.refuse(
+                &req,
+                cn,
+                RefusalReason::MemoryBudget,
+                RefuseCode::QuotaExceeded,
+            ));
+        }
         if req.auth_method {
             return Err(self.refuse(
                 &req,
@@ -174,6 +191,9 @@ impl Hub {
             ));
         }
         let identity = DeviceIdentity::new(device_id.as_str(), serial.clone(), req.source);
+        let limits = self
+            .limits
+            .for_identity(&device_id, &self.provider.groups(&identity));
 
         let mut reg = self.registry.lock();
         if let Some(s) = &serial
@@ -216,6 +236,21 @@ impl Hub {
             serial: serial.clone(),
         };
         let existing = reg.sessions.get(device_id.as_str()).cloned();
+        let taking_over = existing
+            .as_ref()
+            .is_some_and(|old| old.lock().attached.is_some());
+        // A takeover replaces a connection of the identity; anything else adds one.
+        if !taking_over
+            && !reg
+                .connections
+                .try_open(identity.device_id_arc(), limits.max_connections)
+        {
+            drop(reg);
+            let reason = RefusalReason::ConnectionQuota {
+                max_connections: limits.max_connections,
+            };
+            return Err(self.refuse(&req, cn, reason, RefuseCode::QuotaExceeded));
+        }
         let mut takeover = None;
         if let Some(old) = &existing
             && let Some(prev) = &old.lock().attached
@@ -280,6 +315,7 @@ impl Hub {
                 origin: session.id,
                 props: w.props.clone(),
                 expires_at: None,
+                charge: None,
             }),
             delay: w.delay,
             expiry: w.expiry_secs.map(|secs| Duration::from_secs(secs.into())),
@@ -291,7 +327,18 @@ impl Hub {
             identity,
             session_present,
             will,
+            limits,
         })
+    }
+
+    /// Does `req` resume a session the broker keeps (clean start off, session present)?
+    fn resumes_session(&self, req: &ConnectRequest) -> bool {
+        !req.clean_start
+            && self
+                .registry
+                .lock()
+                .sessions
+                .contains_key(req.client_id.as_str())
     }
 
     /// The connection `conn_id` of `session` ended. Publishes the will when `cause` calls for
@@ -311,6 +358,7 @@ impl Hub {
         let mut inner = session.lock();
         let was_attached = inner.detach(conn_id, now);
         if was_attached {
+            reg.connections.close(inner.identity.device_id());
             // Publishers held by backpressure on this session stop waiting for its reader.
             session.space.notify_waiters();
             self.stats.connected.fetch_sub(1, Ordering::Relaxed);

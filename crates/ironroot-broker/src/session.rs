@@ -390,6 +390,7 @@ mod tests {
                 origin: 0,
                 props: None,
                 expires_at: None,
+                charge: None,
             }),
             qos,
             retain: false,

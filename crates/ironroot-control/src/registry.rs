@@ -228,4 +228,9 @@ impl PolicyProvider for RegistryPolicies {
         let quarantined = quarantined || state == Some(DeviceState::Quarantined);
         self.policies.session_policy(identity, quarantined)
     }
+
+    /// The device's registry groups, as the change feed last reported them.
+    fn groups(&self, identity: &DeviceIdentity) -> Vec<String> {
+        self.policies.groups(identity)
+    }
 }

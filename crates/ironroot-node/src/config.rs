@@ -29,13 +29,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use ironroot_broker::RateLimit;
 use ironroot_server::{EnrollmentRules, Limits as ApiLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+pub use crate::mqtt_limits::{MqttLimitOverride, MqttLimits};
 
 /// The configuration of one node (server + MQTT broker).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,56 +85,6 @@ pub struct MqttSection {
     pub limits: MqttLimits,
 }
 
-/// `[mqtt.limits]`: the file form of [`ironroot_broker::Limits`] (same names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MqttLimits {
-    /// Largest MQTT packet accepted, in bytes.
-    pub max_packet_size: u32,
-    /// Unacknowledged QoS 1/2 messages in flight per connection and direction.
-    pub inflight_window: u16,
-    /// Messages queued for one session (a QoS 1/2 publisher waits for room in a connected
-    /// subscriber's full queue; QoS 0 and offline sessions drop).
-    pub max_queued_messages: usize,
-    /// How long a QoS 1/2 publisher waits for room before the message is dropped for that
-    /// subscriber.
-    #[serde(with = "humantime_serde")]
-    pub backpressure_timeout: Duration,
-    /// Subscriptions one session may hold.
-    pub max_subscriptions: usize,
-    /// Longest keep-alive granted, in seconds.
-    pub max_keepalive_secs: u16,
-    /// Time allowed for the TLS handshake.
-    #[serde(with = "humantime_serde")]
-    pub tls_handshake_timeout: Duration,
-    /// Time allowed between connection and a complete CONNECT.
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Concurrent TLS handshakes per worker thread.
-    pub max_concurrent_handshakes: usize,
-    /// Open connections per worker thread.
-    pub max_connections_per_worker: usize,
-    /// Upper bound of a v5 session expiry interval.
-    #[serde(with = "humantime_serde")]
-    pub max_session_expiry: Duration,
-    /// How long a v3.1.1 persistent session outlives its connection.
-    #[serde(with = "humantime_serde")]
-    pub v3_session_expiry: Duration,
-    /// Retained messages kept in total.
-    pub max_retained_messages: usize,
-    /// Payload bytes of all retained messages together.
-    pub max_retained_bytes: usize,
-    /// Devices with counters kept in memory.
-    pub max_tracked_devices: usize,
-    /// Per-connection PUBLISH rate (`{ per_second, burst }`, or `"off"`).
-    #[serde(with = "rate")]
-    pub publish_rate: Option<RateLimit>,
-    /// New TCP connections per source IP before the TLS handshake (`{ per_second, burst }`,
-    /// or `"off"`).
-    #[serde(with = "rate")]
-    pub connection_rate_per_ip: Option<RateLimit>,
-}
-
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -171,61 +120,6 @@ impl Default for MqttSection {
     }
 }
 
-impl Default for MqttLimits {
-    fn default() -> Self {
-        MqttLimits::from(&ironroot_broker::Limits::default())
-    }
-}
-
-impl From<&ironroot_broker::Limits> for MqttLimits {
-    fn from(l: &ironroot_broker::Limits) -> Self {
-        MqttLimits {
-            max_packet_size: l.max_packet_size,
-            inflight_window: l.inflight_window,
-            max_queued_messages: l.max_queued_messages,
-            backpressure_timeout: l.backpressure_timeout,
-            max_subscriptions: l.max_subscriptions,
-            max_keepalive_secs: l.max_keepalive_secs,
-            tls_handshake_timeout: l.tls_handshake_timeout,
-            connect_timeout: l.connect_timeout,
-            max_concurrent_handshakes: l.max_concurrent_handshakes,
-            max_connections_per_worker: l.max_connections_per_worker,
-            max_session_expiry: l.max_session_expiry,
-            v3_session_expiry: l.v3_session_expiry,
-            max_retained_messages: l.max_retained_messages,
-            max_retained_bytes: l.max_retained_bytes,
-            max_tracked_devices: l.max_tracked_devices,
-            publish_rate: l.publish_rate,
-            connection_rate_per_ip: l.connection_rate_per_ip,
-        }
-    }
-}
-
-impl MqttLimits {
-    /// The broker's limits with these values.
-    pub fn to_broker(&self) -> ironroot_broker::Limits {
-        let mut l = ironroot_broker::Limits::default();
-        l.max_packet_size = self.max_packet_size;
-        l.inflight_window = self.inflight_window;
-        l.max_queued_messages = self.max_queued_messages;
-        l.backpressure_timeout = self.backpressure_timeout;
-        l.max_subscriptions = self.max_subscriptions;
-        l.max_keepalive_secs = self.max_keepalive_secs;
-        l.tls_handshake_timeout = self.tls_handshake_timeout;
-        l.connect_timeout = self.connect_timeout;
-        l.max_concurrent_handshakes = self.max_concurrent_handshakes;
-        l.max_connections_per_worker = self.max_connections_per_worker;
-        l.max_session_expiry = self.max_session_expiry;
-        l.v3_session_expiry = self.v3_session_expiry;
-        l.max_retained_messages = self.max_retained_messages;
-        l.max_retained_bytes = self.max_retained_bytes;
-        l.max_tracked_devices = self.max_tracked_devices;
-        l.publish_rate = self.publish_rate;
-        l.connection_rate_per_ip = self.connection_rate_per_ip;
-        l
-    }
-}
-
 /// Values from flags and environment variables, applied over the file (`None`: not given).
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -244,6 +138,9 @@ pub struct Overrides {
     pub ca_passphrase_file: Option<PathBuf>,
     /// `--pkcs11-pin-file` / `IRONROOT_PKCS11_PIN_FILE`.
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// `--mqtt-<key>` / `IRONROOT_MQTT_<KEY>`: `[mqtt.limits]` keys ([`MqttLimits::FLAG_KEYS`])
+    /// with the flag's text, applied in order.
+    pub mqtt_limits: Vec<(String, String)>,
 }
 
 impl NodeConfig {
@@ -276,12 +173,22 @@ impl NodeConfig {
             Some(p) => Self::load(p)?,
             None => Self::default(),
         };
-        config.apply(overrides);
+        config.apply(overrides)?;
         Ok(config)
     }
 
-    /// Applies flag and environment values over this configuration.
-    pub fn apply(&mut self, o: &Overrides) {
+    /// Applies flag and environment values over this configuration; a limit flag with a bad
+    /// value is refused as the file's key would be.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        for (key, text) in &o.mqtt_limits {
+            self.mqtt
+                .limits
+                .set(key, text)
+                .map_err(|message| ConfigError::Flag {
+                    flag: format!("--mqtt-{}", key.replace('_', "-")),
+                    message,
+                })?;
+        }
         if let Some(v) = &o.data_dir {
             self.data_dir = v.clone();
         }
@@ -303,6 +210,7 @@ impl NodeConfig {
         if let Some(v) = &o.pkcs11_pin_file {
             self.pkcs11_pin_file = Some(v.clone());
         }
+        Ok(())
     }
 
     /// The effective configuration as TOML, secrets redacted (a password in `database_url`
@@ -343,60 +251,11 @@ fn redact_url_password(url: &str) -> String {
     }
 }
 
-/// `Option<RateLimit>` as `{ per_second, burst }` or `"off"`.
-mod rate {
-    use ironroot_broker::RateLimit;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Table {
-        per_second: f64,
-        burst: f64,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        Off(String),
-        Rate(Table),
-    }
-
-    pub(super) fn serialize<S: Serializer>(v: &Option<RateLimit>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            None => s.serialize_str("off"),
-            Some(r) => Table {
-                per_second: r.per_second,
-                burst: r.burst,
-            }
-            .serialize(s),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<RateLimit>, D::Error> {
-        use serde::de::Error as _;
-        match Form::deserialize(d).map_err(|_| {
-            D::Error::custom("expected `\"off\"` or `{ per_second = <number>, burst = <number> }`")
-        })? {
-            Form::Off(s) if s == "off" => Ok(None),
-            Form::Off(s) => Err(D::Error::custom(format!(
-                "unknown rate {s:?}: expected \"off\" or {{ per_second, burst }}"
-            ))),
-            Form::Rate(t) if t.per_second > 0.0 && t.burst >= 1.0 => {
-                Ok(Some(RateLimit::new(t.per_second, t.burst)))
-            }
-            Form::Rate(_) => Err(D::Error::custom(
-                "per_second must be > 0 and burst >= 1 (use \"off\" to disable the limit)",
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironroot_broker::RateLimit;
+    use std::time::Duration;
 
     #[test]
     fn defaults_print_and_parse_back_equal() {
@@ -454,9 +313,20 @@ mod tests {
         .unwrap();
         c.apply(&Overrides {
             api_addr: Some("127.0.0.1:2".parse().unwrap()),
+            mqtt_limits: vec![("publish_rate".into(), "off".into())],
             ..Overrides::default()
-        });
+        })
+        .unwrap();
         assert_eq!(c.api.addr.port(), 2);
+        assert_eq!(c.mqtt.limits.publish_rate, None);
+        let e = c
+            .apply(&Overrides {
+                mqtt_limits: vec![("max_packet_size".into(), "-1".into())],
+                ..Overrides::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--mqtt-max-packet-size: "), "{e}");
         assert_eq!(c.data_dir, PathBuf::from("/a"));
     }
 

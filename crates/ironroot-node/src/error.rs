@@ -25,6 +25,14 @@ pub enum ConfigError {
         /// What is wrong (names an unknown key, or the expected form).
         message: String,
     },
+    /// A flag (or its environment variable) has a value the file would refuse too.
+    #[error("{flag}: {message}")]
+    Flag {
+        /// The flag (`--mqtt-publish-rate`).
+        flag: String,
+        /// What is wrong, as for the file's key.
+        message: String,
+    },
     /// A secret file named by the configuration could not be read.
     #[error("cannot read {what} from {path}: {source}")]
     SecretFile {

@@ -38,8 +38,9 @@
 
 mod config;
 mod error;
+mod mqtt_limits;
 mod node;
 
-pub use config::{ApiSection, MqttLimits, MqttSection, NodeConfig, Overrides};
+pub use config::{ApiSection, MqttLimitOverride, MqttLimits, MqttSection, NodeConfig, Overrides};
 pub use error::{ConfigError, NodeError};
 pub use node::{MQTT_ADDR_FILE, Node, NodeSecrets};

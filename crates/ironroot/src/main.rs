@@ -42,7 +42,7 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run the server: HTTPS provisioning (EST, claim tokens), operator API and the mutual-TLS
     /// MQTT broker; creates the CA on first start.
-    Up(cmd::up::UpArgs),
+    Up(Box<cmd::up::UpArgs>),
     /// Run this machine as a device: key in its element, EST enrollment, mutual-TLS MQTT,
     /// renewal, reconnect with backoff; resumes from its state directory.
     Agent(cmd::agent::AgentArgs),
@@ -63,7 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Policy(args) => cmd::policy::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Mqtt(args) => cmd::mqtt::run(args).map(|()| std::process::ExitCode::SUCCESS),
-        Command::Up(args) => cmd::up::run(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Up(args) => cmd::up::run(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),

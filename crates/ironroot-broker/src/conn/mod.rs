@@ -15,6 +15,7 @@ use std::future::Future;
 use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -105,12 +106,14 @@ pub(crate) struct ConnCore {
     gate: InboundGate,
     /// The client's maximum packet size (MQTT 5 CONNECT property).
     pub(crate) max_outbound_packet: Option<u32>,
+    /// Bytes of this connection's messages the broker still holds (memory budget).
+    caused: Arc<AtomicUsize>,
 }
 
 impl ConnCore {
     pub(crate) fn new(hub: Arc<Hub>, a: Accepted, max_outbound_packet: Option<u32>) -> Self {
         ConnCore {
-            gate: InboundGate::new(hub.limits.inflight_window, hub.limits.publish_rate),
+            gate: InboundGate::new(hub.limits.inflight_window, a.limits.publish_rate),
             hub,
             session: a.session,
             conn_id: a.conn_id,
@@ -119,6 +122,7 @@ impl ConnCore {
             will: RefCell::new(a.will),
             cause: RefCell::new(None),
             max_outbound_packet,
+            caused: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -162,9 +166,20 @@ impl ConnCore {
     /// Waits until this connection may take another PUBLISH (see [`gate`]): the publish
     /// services of both protocols call it in `ready`, so ntex stops reading the socket.
     pub(crate) async fn publish_ready(&self) {
+        // Over the memory budget, the heaviest publishers stop being read first.
+        if self.hub.budget.holds(self.caused.load(Ordering::Relaxed)) {
+            self.hub
+                .metrics
+                .throttled_for(metrics::Throttle::MemoryBudget);
+            while self.hub.budget.holds(self.caused.load(Ordering::Relaxed)) {
+                ntex_util::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         self.gate
             .ready(|| {
-                self.hub.metrics.throttled();
+                self.hub
+                    .metrics
+                    .throttled_for(metrics::Throttle::PublishRate);
                 self.hub.events.emit(BrokerEvent::PublishRateExceeded {
                     device_id: self.device_id().to_string(),
                 })
@@ -198,7 +213,9 @@ impl ConnCore {
         inc(&counters.messages_in);
         self.hub.metrics.message_in(p.qos);
         add(&counters.bytes_in, p.payload.len() as u64);
+        let bytes = Message::footprint(&p.topic, &p.payload, p.props.as_deref());
         let msg = Arc::new(Message {
+            charge: Some(self.hub.budget.charge(bytes, &self.caused)),
             topic: p.topic,
             payload: p.payload,
             qos: p.qos,

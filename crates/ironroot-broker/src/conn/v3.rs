@@ -78,6 +78,7 @@ pub(crate) async fn connect(
         Err(
             RefuseCode::NotAuthorized | RefuseCode::TopicNameInvalid | RefuseCode::BadAuthMethod,
         ) => Ok(c.not_authorized()),
+        Err(RefuseCode::QuotaExceeded) => Ok(c.service_unavailable()),
     }
 }
 

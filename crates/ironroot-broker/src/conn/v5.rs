@@ -122,6 +122,7 @@ pub(crate) async fn connect(
             RefuseCode::NotAuthorized => ConnectAckReason::NotAuthorized,
             RefuseCode::BadAuthMethod => ConnectAckReason::BadAuthenticationMethod,
             RefuseCode::TopicNameInvalid => ConnectAckReason::TopicNameInvalid,
+            RefuseCode::QuotaExceeded => ConnectAckReason::QuotaExceeded,
         })),
     }
 }

@@ -6,10 +6,12 @@ mod harness;
 mod pki;
 
 mod allowed;
+mod budget;
 mod conformance;
 mod enforcement;
 mod limits;
 mod overload;
 mod raw;
 mod refusals;
+mod storm;
 mod tls;

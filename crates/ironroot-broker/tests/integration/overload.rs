@@ -25,7 +25,7 @@ fn rss_kib() -> u64 {
         .expect("VmRSS line")
 }
 
-async fn open(b: &TestBroker, id: &str, v5: bool) -> Tls {
+pub(crate) async fn open(b: &TestBroker, id: &str, v5: bool) -> Tls {
     let c = b.client(id);
     let cfg = raw::client_config(&b.pki.ca_der, c.cert_der.clone(), key_der(&c.key_pem));
     let mut io = raw::dial(b.port, cfg).await.expect("dial");

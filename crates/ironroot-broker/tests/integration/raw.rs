@@ -42,6 +42,22 @@ pub async fn dial(port: u16, cfg: Arc<ClientConfig>) -> std::io::Result<Tls> {
         .await
 }
 
+/// Like [`dial`], from the local address `source`: Linux routes all of 127.0.0.0/8 to the
+/// loopback interface, so `127.0.0.x` are distinct source IPs for the per-IP limits.
+pub async fn dial_from(
+    port: u16,
+    source: std::net::IpAddr,
+    cfg: Arc<ClientConfig>,
+) -> std::io::Result<Tls> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(std::net::SocketAddr::new(source, 0))?;
+    let tcp = sock.connect(([127, 0, 0, 1], port).into()).await?;
+    tcp.set_nodelay(true)?;
+    TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
 fn varint(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let mut b = (n % 128) as u8;

@@ -5,5 +5,6 @@ mod harness;
 mod limits;
 mod metrics;
 mod one_follower;
+mod overrides;
 mod revocation;
 mod tls_policy;

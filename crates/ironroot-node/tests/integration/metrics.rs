@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::harness::{Db, TestNode};
 
 /// curl `GET /metrics` with `token` (or none): HTTP status and body.
-fn scrape(t: &TestNode, token: Option<&str>) -> (u16, String) {
+pub fn scrape(t: &TestNode, token: Option<&str>) -> (u16, String) {
     let url = format!("{}/metrics", t.node().server().url());
     let mut cmd = Command::new(ironroot_testkit::tool("curl"));
     cmd.args([
@@ -32,7 +32,7 @@ fn scrape(t: &TestNode, token: Option<&str>) -> (u16, String) {
 
 /// Parses the exposition with `prometheus_client.parser`; `name{labels}` → value. Fails the test
 /// when the reference parser rejects the text.
-fn parse(body: &str) -> BTreeMap<String, f64> {
+pub fn parse(body: &str) -> BTreeMap<String, f64> {
     let script = r#"
 import sys
 from prometheus_client.parser import text_string_to_metric_families

@@ -18,7 +18,8 @@ fn up(dir: &Path, args: &[&str]) -> Command {
         .env_remove("IRONROOT_MQTT_ADDR")
         .env_remove("IRONROOT_CONFIG")
         .env_remove("IRONROOT_CA_PASSPHRASE")
-        .env_remove("IRONROOT_CA_PASSPHRASE_FILE");
+        .env_remove("IRONROOT_CA_PASSPHRASE_FILE")
+        .env_remove("IRONROOT_MQTT_PUBLISH_RATE");
     cmd
 }
 
@@ -173,4 +174,114 @@ fn unknown_key_and_bad_value_are_refused_with_key_and_file() {
     std::fs::write(&file, "[api.limits]\nrequest_timeout = \"5s\"\n").unwrap();
     let out = ironroot_testkit::run(up(dir.path(), &["--print-config", "--config"]).arg(&file));
     assert_eq!(printed(&out, &file).api.limits.request_timeout.as_secs(), 5);
+}
+
+/// Every `[mqtt.limits]` key has a `--mqtt-<key>` flag; `--print-config` shows its value.
+const LIMIT_FLAGS: [(&str, &str); 18] = [
+    ("--mqtt-max-packet-size", "4096"),
+    ("--mqtt-inflight-window", "7"),
+    ("--mqtt-max-queued-messages", "11"),
+    ("--mqtt-backpressure-timeout", "3s"),
+    ("--mqtt-max-subscriptions", "13"),
+    ("--mqtt-max-keepalive-secs", "60"),
+    ("--mqtt-tls-handshake-timeout", "4s"),
+    ("--mqtt-connect-timeout", "5s"),
+    ("--mqtt-max-concurrent-handshakes", "17"),
+    ("--mqtt-max-connections-per-worker", "19"),
+    ("--mqtt-max-session-expiry", "2h"),
+    ("--mqtt-v3-session-expiry", "3h"),
+    ("--mqtt-max-retained-messages", "23"),
+    ("--mqtt-max-retained-bytes", "29"),
+    ("--mqtt-max-tracked-devices", "31"),
+    ("--mqtt-publish-rate", "5000/10000"),
+    ("--mqtt-connection-rate-per-ip", "off"),
+    ("--mqtt-memory-budget", "64MiB"),
+];
+
+#[test]
+fn every_mqtt_limit_has_a_flag_that_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, FILE).unwrap();
+    let mut cmd = up(dir.path(), &["--print-config", "--config"]);
+    cmd.arg(&file);
+    for (flag, value) in LIMIT_FLAGS {
+        cmd.args([flag, value]);
+    }
+    let c = printed(&ironroot_testkit::run(&mut cmd), &file);
+    let l = &c.mqtt.limits;
+    let secs = |d: std::time::Duration| d.as_secs();
+    assert_eq!(l.max_packet_size, 4096);
+    assert_eq!(l.inflight_window, 7);
+    assert_eq!(l.max_queued_messages, 11, "the flag beats the file's 10");
+    assert_eq!(secs(l.backpressure_timeout), 3);
+    assert_eq!(l.max_subscriptions, 13);
+    assert_eq!(l.max_keepalive_secs, 60);
+    assert_eq!(secs(l.tls_handshake_timeout), 4);
+    assert_eq!(secs(l.connect_timeout), 5);
+    assert_eq!(l.max_concurrent_handshakes, 17);
+    assert_eq!(l.max_connections_per_worker, 19);
+    assert_eq!(secs(l.max_session_expiry), 2 * 3600);
+    assert_eq!(secs(l.v3_session_expiry), 3 * 3600);
+    assert_eq!(l.max_retained_messages, 23);
+    assert_eq!(l.max_retained_bytes, 29);
+    assert_eq!(l.max_tracked_devices, 31);
+    let rate = l.publish_rate.expect("a rate");
+    assert_eq!(
+        (rate.per_second, rate.burst),
+        (5000.0, 10000.0),
+        "the file said 2/4"
+    );
+    assert_eq!(l.connection_rate_per_ip, None);
+    assert_eq!(l.memory_budget, 64 << 20);
+    // The environment form, and the file's value where no flag is given.
+    let out = ironroot_testkit::run(
+        up(dir.path(), &["--print-config", "--config"])
+            .arg(&file)
+            .env("IRONROOT_MQTT_PUBLISH_RATE", "off"),
+    );
+    let c = printed(&out, &file);
+    assert_eq!(c.mqtt.limits.publish_rate, None);
+    assert_eq!(c.mqtt.limits.max_queued_messages, 10);
+}
+
+#[test]
+fn a_bad_limit_flag_is_refused_like_the_file_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[mqtt.limits]\npublish_rate = { per_second = 0.0, burst = 1.0 }\n",
+    )
+    .unwrap();
+    let out = ironroot_testkit::run(up(dir.path(), &["--print-config", "--config"]).arg(&file));
+    assert!(!out.status.success());
+    let file_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let rule = "per_second must be > 0 and burst >= 1";
+    assert!(file_err.contains(rule), "{file_err}");
+    for (flag, value, needle) in [
+        ("--mqtt-publish-rate", "0/1", rule),
+        (
+            "--mqtt-publish-rate",
+            "fast",
+            "expected \"off\" or <per_second>/<burst>",
+        ),
+        ("--mqtt-max-packet-size", "big", "expected u32"),
+        ("--mqtt-connect-timeout", "soon", "--mqtt-connect-timeout"),
+    ] {
+        let out = ironroot_testkit::run(&mut up(dir.path(), &["--print-config", flag, value]));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(
+            err.contains(flag) && err.contains(needle),
+            "{flag} {value}: {err}"
+        );
+    }
+    // The same flag with a valid value is accepted.
+    let out = ironroot_testkit::run(&mut up(
+        dir.path(),
+        &["--print-config", "--mqtt-publish-rate", "1/1"],
+    ));
+    let c = printed(&out, Path::new("stdout"));
+    assert_eq!(c.mqtt.limits.publish_rate.map(|r| r.per_second), Some(1.0));
 }
