@@ -54,6 +54,9 @@ pub struct SimConfig {
     pub enroll_concurrency: usize,
     /// How long a device may take from power-on to connected before it counts as failed.
     pub connect_timeout: Duration,
+    /// How long the whole fleet stays connected after the last device is done (to measure a
+    /// standing fleet: memory, idle load); zero to end at once.
+    pub hold: Duration,
 }
 
 /// Progress callbacks (a progress bar in the CLI).
@@ -196,6 +199,10 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
+    if !cfg.hold.is_zero() {
+        progress.phase("holding the fleet connected");
+        tokio::time::sleep(cfg.hold).await;
+    }
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

@@ -141,6 +141,10 @@ async fn refusals(db: Db) {
             &data,
             "-H",
             PKCS10,
+            // Ask before sending the body: the server answers 413 from the headers alone, so
+            // the verdict cannot be lost to a reset while curl is still uploading.
+            "-H",
+            "Expect: 100-continue",
             "-u",
             &userpass,
             &fx.url("/.well-known/est/simpleenroll"),

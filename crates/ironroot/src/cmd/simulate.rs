@@ -64,6 +64,10 @@ pub struct SimulateArgs {
     /// Device id prefix, also the group the devices are registered in (default: sim-<random>).
     #[arg(long, value_name = "NAME")]
     prefix: Option<String>,
+    /// Keep the whole fleet connected this long once every device is done (e.g. 60s, to
+    /// measure memory of a standing fleet on both sides).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    hold: Duration,
     /// Longest a device may take from power-on to connected.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     connect_timeout: Duration,
@@ -164,6 +168,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         interval: args.interval,
         enroll_concurrency: args.concurrency,
         connect_timeout: args.connect_timeout,
+        hold: args.hold,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.devices as u64);

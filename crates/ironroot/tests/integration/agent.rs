@@ -5,98 +5,23 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ironroot_testkit::run_ok;
 
-fn ironroot(data_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironroot"));
-    cmd.args(args)
-        .env_remove("IRONROOT_DATABASE_URL")
-        .env_remove("IRONROOT_SERVER")
-        .env_remove("IRONROOT_ADMIN_TOKEN")
-        .env_remove("IRONROOT_CLAIM_TOKEN")
-        .env_remove("IRONROOT_ROOT_PASSPHRASE")
-        .env_remove("IRONROOT_CA_PASSPHRASE")
-        .env("IRONROOT_DATA_DIR", data_dir);
-    cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process stopped with SIGTERM when dropped.
-struct Proc(Child);
-
-impl Proc {
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use crate::support::{self, Proc, free_port, ironroot};
 
 fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
     up_with(dir, api, mqtt, log, &[])
 }
 
 fn up_with(dir: &Path, api: u16, mqtt: u16, log: &Path, extra: &[&str]) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = ironroot(
-        dir,
-        &[
-            "up",
-            "--api-addr",
-            &format!("127.0.0.1:{api}"),
-            "--mqtt-addr",
-            &format!("127.0.0.1:{mqtt}"),
-        ],
-    )
-    .args(extra)
-    .stdout(log)
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut p = Proc(child);
-    let start = Instant::now();
-    while !(dir.join("server.url").exists() && dir.join(ironroot_node::MQTT_ADDR_FILE).exists()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        assert!(
-            p.0.try_wait().unwrap().is_none(),
-            "ironroot up exited early"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    p
+    let (api, mqtt) = (format!("127.0.0.1:{api}"), format!("127.0.0.1:{mqtt}"));
+    let mut args = vec!["--api-addr", &api, "--mqtt-addr", &mqtt];
+    args.extend_from_slice(extra);
+    support::up(dir, &args, log)
 }
 
 /// Starts the agent; its stderr lines arrive on the returned channel.

@@ -3,8 +3,6 @@
 //! renews at two thirds of a one-minute certificate with a fresh key, reconnects with the new
 //! certificate, and the old key is destroyed in the element.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,73 +11,15 @@ use ironroot_device::{Agent, AgentConfig, Bootstrap, EstClient, MqttTarget, Quie
 use ironroot_element::{ElementError, Huk, KeyStorage, SecureElement, SoftwareElement};
 use ironroot_testkit::run_ok;
 
-fn ironroot(data_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironroot"));
-    cmd.args(args)
-        .env_remove("IRONROOT_DATABASE_URL")
-        .env_remove("IRONROOT_SERVER")
-        .env_remove("IRONROOT_ADMIN_TOKEN")
-        .env_remove("IRONROOT_ROOT_PASSPHRASE")
-        .env_remove("IRONROOT_CA_PASSPHRASE")
-        .env("IRONROOT_DATA_DIR", data_dir);
-    cmd
-}
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-    }
-}
+use crate::support::{ironroot, up_on_free_ports};
 
 #[test]
 fn a_device_with_a_slow_clock_enrolls_renews_with_a_fresh_key_and_reconnects() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
     let config = tmp.path().join("ironroot.toml");
     std::fs::write(&config, "[api.enrollment]\ndevice_validity = \"60s\"\n").unwrap();
-    let log = std::fs::File::create(tmp.path().join("up.log")).unwrap();
-    let child = ironroot(
-        &dir,
-        &[
-            "up",
-            "--config",
-            config.to_str().unwrap(),
-            "--api-addr",
-            "127.0.0.1:0",
-            "--mqtt-addr",
-            "127.0.0.1:0",
-        ],
-    )
-    .stdout(log)
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut up = Up(child);
-    let start = Instant::now();
+    let (_up, dir) = up_on_free_ports(tmp.path(), &["--config", config.to_str().unwrap()]);
     let mqtt_file = dir.join(ironroot_node::MQTT_ADDR_FILE);
-    while !(dir.join("server.url").exists() && mqtt_file.exists()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        assert!(
-            up.0.try_wait().unwrap().is_none(),
-            "ironroot up exited early"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let url = std::fs::read_to_string(dir.join("server.url"))
         .unwrap()
         .trim()

@@ -20,6 +20,7 @@ mod mqtt;
 mod policy;
 mod simulate;
 mod storm;
+mod support;
 mod up;
 mod up_config;
 mod up_pkcs11;

@@ -4,79 +4,14 @@
 //! and every attack must be refused and audited (checked again here through the audit API with
 //! curl). The registry confirms enrollment independently of the simulator's own counters.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use ironroot_testkit::run_ok;
 
-fn ironroot(data_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironroot"));
-    cmd.args(args)
-        .env_remove("IRONROOT_DATABASE_URL")
-        .env_remove("IRONROOT_SERVER")
-        .env_remove("IRONROOT_ADMIN_TOKEN")
-        .env_remove("IRONROOT_ROOT_PASSPHRASE")
-        .env_remove("IRONROOT_CA_PASSPHRASE")
-        .env("IRONROOT_DATA_DIR", data_dir);
-    cmd
-}
-
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-    }
-}
-
-fn start(tmp: &Path) -> (Up, std::path::PathBuf) {
-    let dir = tmp.join("data");
-    let log = std::fs::File::create(tmp.join("up.log")).unwrap();
-    let child = ironroot(
-        &dir,
-        &[
-            "up",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--mqtt-addr",
-            "127.0.0.1:0",
-        ],
-    )
-    .stdout(log)
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let mut up = Up(child);
-    let start = Instant::now();
-    while !(dir.join("server.url").exists() && dir.join(ironroot_node::MQTT_ADDR_FILE).exists()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        assert!(
-            up.0.try_wait().unwrap().is_none(),
-            "ironroot up exited early"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (up, dir)
-}
+use crate::support::{ironroot, up_on_free_ports};
 
 #[test]
 fn simulate_enrolls_connects_and_reports_every_device() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_up, dir) = start(tmp.path());
+    let (_up, dir) = up_on_free_ports(tmp.path(), &[]);
     let out = run_ok(&mut ironroot(
         &dir,
         &[

@@ -4,7 +4,6 @@
 //! behind one address (all devices here connect from 127.0.0.1).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,87 +13,23 @@ use ironroot_device::{
     Agent, AgentConfig, AgentObserver, Bootstrap, EstClient, MqttTarget, TrustAnchor,
 };
 use ironroot_element::SoftwareElement;
+
+use crate::support::{self, Proc, free_port};
 use std::sync::Mutex;
 
 const DEVICES: usize = 2000;
 
-fn ironroot(data_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironroot"));
-    cmd.args(args)
-        .env_remove("IRONROOT_DATABASE_URL")
-        .env_remove("IRONROOT_SERVER")
-        .env_remove("IRONROOT_ADMIN_TOKEN")
-        .env_remove("IRONROOT_ROOT_PASSPHRASE")
-        .env_remove("IRONROOT_CA_PASSPHRASE")
-        .env("IRONROOT_DATA_DIR", data_dir);
-    cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Up(Child);
-
-impl Up {
-    fn start(dir: &Path, config: &Path, api: u16, mqtt: u16) -> Self {
-        let child = ironroot(
-            dir,
-            &[
-                "up",
-                "--config",
-                config.to_str().unwrap(),
-                "--api-addr",
-                &format!("127.0.0.1:{api}"),
-                "--mqtt-addr",
-                &format!("127.0.0.1:{mqtt}"),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        let mut up = Up(child);
-        let start = Instant::now();
-        while !(dir.join("server.url").exists() && dir.join(ironroot_node::MQTT_ADDR_FILE).exists())
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "server did not start"
-            );
-            assert!(
-                up.0.try_wait().unwrap().is_none(),
-                "ironroot up exited early"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        up
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn start(dir: &Path, config: &Path, api: u16, mqtt: u16) -> Proc {
+    let (api, mqtt) = (format!("127.0.0.1:{api}"), format!("127.0.0.1:{mqtt}"));
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--api-addr",
+        &api,
+        "--mqtt-addr",
+        &mqtt,
+    ];
+    support::up(dir, &args, &dir.with_extension("log"))
 }
 
 /// Counts live sessions and remembers when each successful (re)connect attempt started.
@@ -125,7 +60,7 @@ fn two_thousand_devices_come_back_after_a_broker_restart_without_a_storm() {
     )
     .unwrap();
     let (api, mqtt) = (free_port(), free_port());
-    let mut server = Up::start(&dir, &config, api, mqtt);
+    let mut server = start(&dir, &config, api, mqtt);
     let url = format!("https://127.0.0.1:{api}");
     let trust = TrustAnchor::from_pem(&std::fs::read(dir.join("pki/chain.pem")).unwrap()).unwrap();
     let token = zeroize::Zeroizing::new(
@@ -197,7 +132,7 @@ fn two_thousand_devices_come_back_after_a_broker_restart_without_a_storm() {
     // Restart the server: every session ends at once.
     server.stop();
     let restarted = Instant::now();
-    let _server = Up::start(&dir, &config, api, mqtt);
+    let _server = start(&dir, &config, api, mqtt);
     let back_within = Duration::from_secs(90);
     while connects.total.load(Ordering::Relaxed) < 2 * DEVICES {
         assert!(
