@@ -12,6 +12,8 @@ mod cmd;
 /// Sign and verify MCUboot-compatible firmware, simulate secure boot, run a CA for device
 /// identities, and serve zero-touch provisioning (EST) and mutual-TLS MQTT with least-privilege
 /// policies and live revocation, every step in a tamper-evident audit log — from one binary.
+/// On the device side, `agent` runs a device with its key in a secure element (sealed software,
+/// TPM 2.0, PKCS#11) and `simulate` runs a whole fleet, attacks included.
 ///
 /// New here? `ironroot demo` runs the whole chain on this machine and prints each command.
 #[derive(Debug, Parser)]

@@ -15,7 +15,9 @@ use ironroot_sim::{Progress, SimConfig};
 /// Run N virtual devices in this process against a running `ironroot up`: each makes its own
 /// key in its own (software) secure element, enrolls over EST with a group claim token,
 /// connects over mutual-TLS MQTT and sends QoS 1 telemetry. Prints a summary (JSON with
-/// --json: provisioned, connected, messages, failures, p50_ms, p99_ms, attacks).
+/// --json: provisioned, connected, messages, failures, p50_ms, p99_ms, attacks). Exits non-zero
+/// unless every device connected and every message was acknowledged (steps that failed and then
+/// succeeded on retry are counted in `failures`), and every attack was refused and audited.
 ///
 /// Example: `ironroot simulate --server https://127.0.0.1:8443 --data-dir ./ironroot-data --devices 200`
 #[derive(Debug, Args)]
@@ -192,8 +194,12 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         print!("{}", report.human());
     }
+    // Success is the outcome: every device connected and every message acknowledged. Steps
+    // that failed and then succeeded on retry (a busy server, a rate limit) are in `failures`
+    // for the operator to read, but a fleet that recovered by itself did what it should.
+    let expected = report.devices as u64 * u64::from(args.messages);
     let ok = report.connected == report.devices
-        && report.failures == 0
+        && report.messages == expected
         && report.attacks.iter().all(|a| a.refused && a.audited);
     Ok(if ok {
         ExitCode::SUCCESS
