@@ -135,6 +135,10 @@ event_kinds! {
     MqttWillPublished = "mqtt.will_published", subject "`device`", actor "`device:<id>`";
     /// A persistent MQTT session expired and its queued messages were discarded.
     MqttSessionExpired = "mqtt.session_expired", subject "`device`", actor "`system`";
+    /// A device reported what secure boot decided (firmware version, security counter, measured-boot PCR, trial or confirmed); `denied` when the report was refused (bad measurements, wrong device).
+    DeviceBootReported = "device.boot_reported", subject "`device`", actor "`device:<id>`";
+    /// The device's bootloader refused a firmware image (untrusted key, downgrade, corrupt); outcome `denied`, detail `reason` is the stable code.
+    FirmwareRefused = "firmware.refused", subject "`device`", actor "`device:<id>`";
     /// A broker event this version does not map to a kind of its own; detail `event`.
     MqttOther = "mqtt.other", subject "`broker`", actor "`system`";
 }

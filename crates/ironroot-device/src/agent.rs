@@ -11,7 +11,8 @@ use zeroize::Zeroizing;
 
 use crate::core::{Action, Backoff, CaClock, CertTimes, Event, Lifecycle, Phase};
 use crate::{
-    Answer, DeviceError, DeviceTls, EstClient, Issued, MqttDevice, MqttTarget, TrustAnchor,
+    Answer, BootReport, DeviceError, DeviceTls, EstClient, Firmware, Issued, MqttDevice,
+    MqttTarget, TrustAnchor,
 };
 
 /// The credential a device enrolls with the first time (and after expiry).
@@ -66,6 +67,8 @@ pub trait AgentObserver: Send + Sync {
     /// A new identity is in hand: persist `state` (a gateway writes it to disk) to resume
     /// with [`Agent::resume`] after a restart. Called before the previous key is destroyed.
     fn certificate(&self, _device: &str, _state: &Resume) {}
+    /// The cloud accepted this boot report (after connecting, and again after confirming).
+    fn boot_reported(&self, _device: &str, _report: &BootReport) {}
 }
 
 /// What a device keeps across restarts: its certificate chain, the label of its key in the
@@ -100,6 +103,9 @@ pub struct Agent {
     generation: u32,
     session: Option<MqttDevice>,
     sequence: u64,
+    firmware: Option<Box<dyn Firmware>>,
+    /// Whether the cloud has this boot's report (in its latest, confirmed form).
+    boot_reported: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -167,7 +173,18 @@ impl Agent {
             generation: 0,
             session: None,
             sequence: 0,
+            firmware: None,
+            boot_reported: false,
         }
+    }
+
+    /// The firmware this agent runs as (the application ironroot-boot started): its boot
+    /// report is sent once connected, and a trial image is confirmed once the health check
+    /// passed (mutual TLS to the broker and the report accepted by the cloud).
+    pub fn with_firmware(mut self, firmware: Box<dyn Firmware>) -> Self {
+        self.firmware = Some(firmware);
+        self.boot_reported = false;
+        self
     }
 
     /// A device that already holds an identity (a restart): opens its key in the element and
@@ -414,6 +431,7 @@ impl Agent {
                 self.observer
                     .connected(&self.cfg.device_id, started.elapsed());
                 self.report(Event::Connected);
+                self.report_boot().await;
             }
             Err(e) => {
                 self.observer.failed(&self.cfg.device_id, "connect", &e);
@@ -477,6 +495,46 @@ impl Agent {
                 self.report(Event::Disconnected);
             }
         }
+    }
+
+    /// Sends this boot's report if the cloud does not have it yet; a trial image whose report
+    /// was accepted has passed its health check and is confirmed, then reported again. A
+    /// failure is reported to the observer and retried after the next connection.
+    async fn report_boot(&mut self) {
+        let (Some(firmware), Some(tls)) = (self.firmware.as_mut(), self.tls.as_ref()) else {
+            return;
+        };
+        if self.boot_reported {
+            return;
+        }
+        let id = &self.cfg.device_id;
+        let mut report = firmware.boot_report();
+        loop {
+            if let Err(e) = self.cfg.est.report_boot(tls, id, &report).await {
+                self.observer.failed(id, "boot-report", &e);
+                return;
+            }
+            self.observer.boot_reported(id, &report);
+            if !report.trial {
+                break;
+            }
+            match firmware.confirm() {
+                Ok(confirmed) if !confirmed.trial => report = confirmed,
+                Ok(_) => {
+                    let e = DeviceError::BadInput {
+                        what: "firmware",
+                        reason: "the image is still on trial after confirming".into(),
+                    };
+                    self.observer.failed(id, "confirm", &e);
+                    return;
+                }
+                Err(e) => {
+                    self.observer.failed(id, "confirm", &e);
+                    return;
+                }
+            }
+        }
+        self.boot_reported = true;
     }
 
     /// Ends the MQTT session, if any.

@@ -1,6 +1,7 @@
 //! An EST client (RFC 7030) for the requests a device makes: `cacerts`, `simpleenroll` with a
 //! claim token (HTTP Basic, §3.2.3) or a factory certificate (TLS client auth), and
-//! `simplereenroll` with the current operational certificate.
+//! `simplereenroll` with the current operational certificate; and the one JSON call a device
+//! makes with that certificate, its boot report.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
-use crate::{DeviceError, DeviceTls, TrustAnchor};
+use crate::{BootReport, DeviceError, DeviceTls, TrustAnchor};
 
 /// PKCS#7 signedData (RFC 5652 §5.1).
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
@@ -52,7 +53,7 @@ impl EstClient {
     pub async fn cacerts(&self) -> Result<Vec<CertificateDer<'static>>, DeviceError> {
         let cfg = self.trust.anonymous_client()?;
         let body = self
-            .exchange(cfg, "GET", "cacerts", None, Vec::new())
+            .exchange(cfg, "GET", &est("cacerts"), None, Vec::new())
             .await?;
         parse_certs_only(&body.0)
     }
@@ -69,7 +70,13 @@ impl EstClient {
         let auth = Zeroizing::new(format!("Basic {}", STANDARD.encode(credentials.as_bytes())));
         let cfg = self.trust.anonymous_client()?;
         let body = self
-            .exchange(cfg, "POST", "simpleenroll", Some(&auth), csr_body(csr_der))
+            .exchange(
+                cfg,
+                "POST",
+                &est("simpleenroll"),
+                Some(&auth),
+                csr_body(csr_der),
+            )
             .await?;
         issued(body)
     }
@@ -85,7 +92,7 @@ impl EstClient {
             .exchange(
                 tls.config(),
                 "POST",
-                "simpleenroll",
+                &est("simpleenroll"),
                 None,
                 csr_body(csr_der),
             )
@@ -100,7 +107,7 @@ impl EstClient {
             .exchange(
                 tls.config(),
                 "POST",
-                "simplereenroll",
+                &est("simplereenroll"),
                 None,
                 csr_body(csr_der),
             )
@@ -108,20 +115,38 @@ impl EstClient {
         issued(body)
     }
 
-    /// One request on its own TLS connection (ironroot's one HTTPS client, bounded to
-    /// [`MAX_RESPONSE`] bytes and [`TIMEOUT`]); returns the body of a 200 answer.
+    /// `POST /api/v1/devices/{id}/boot-report` authenticated by the operational certificate:
+    /// tells the cloud what secure boot decided (running version, measurements, refusals).
+    pub async fn report_boot(
+        &self,
+        tls: &DeviceTls,
+        device_id: &str,
+        report: &BootReport,
+    ) -> Result<(), DeviceError> {
+        let body = serde_json::to_vec(report).map_err(|e| DeviceError::BadInput {
+            what: "boot report",
+            reason: e.to_string(),
+        })?;
+        self.request(
+            tls.config(),
+            "POST",
+            &format!("/api/v1/devices/{device_id}/boot-report"),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// One EST request: base64 PKCS#10 bodies on POST.
     async fn exchange(
         &self,
         cfg: Arc<ClientConfig>,
         method: &str,
-        operation: &str,
+        path: &str,
         authorization: Option<&str>,
         body: Vec<u8>,
     ) -> Result<(Vec<u8>, Option<i64>), DeviceError> {
-        let client = HttpsClient::new(self.endpoint.clone(), cfg)?.with_limits(Limits {
-            max_body: MAX_RESPONSE,
-            timeout: TIMEOUT,
-        });
         let mut headers = Vec::new();
         if method == "POST" {
             headers.push(("content-type", "application/pkcs10"));
@@ -130,15 +155,25 @@ impl EstClient {
         if let Some(auth) = authorization {
             headers.push(("authorization", auth));
         }
-        let resp = client
-            .request(
-                method,
-                &format!("/.well-known/est/{operation}"),
-                &headers,
-                &body,
-            )
-            .await?;
-        if resp.status != 200 {
+        self.request(cfg, method, path, &headers, body).await
+    }
+
+    /// One request on its own TLS connection (ironroot's one HTTPS client, bounded to
+    /// [`MAX_RESPONSE`] bytes and [`TIMEOUT`]); returns the body of a 2xx answer.
+    async fn request(
+        &self,
+        cfg: Arc<ClientConfig>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(Vec<u8>, Option<i64>), DeviceError> {
+        let client = HttpsClient::new(self.endpoint.clone(), cfg)?.with_limits(Limits {
+            max_body: MAX_RESPONSE,
+            timeout: TIMEOUT,
+        });
+        let resp = client.request(method, path, headers, &body).await?;
+        if !(200..300).contains(&resp.status) {
             let text: String = String::from_utf8_lossy(&resp.body)
                 .chars()
                 .take(200)
@@ -150,6 +185,11 @@ impl EstClient {
         }
         Ok((resp.body, resp.date))
     }
+}
+
+/// The path of an EST operation.
+fn est(operation: &str) -> String {
+    format!("/.well-known/est/{operation}")
 }
 
 fn issued((body, server_time): (Vec<u8>, Option<i64>)) -> Result<Issued, DeviceError> {

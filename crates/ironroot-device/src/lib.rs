@@ -26,6 +26,7 @@ pub mod core;
 mod csr;
 mod error;
 mod est;
+pub mod firmware;
 mod mqtt;
 mod tls;
 
@@ -33,5 +34,6 @@ pub use agent::{Agent, AgentConfig, AgentObserver, Bootstrap, Quiet, Resume, cer
 pub use csr::csr;
 pub use error::DeviceError;
 pub use est::{EstClient, Issued, parse_certs_only};
+pub use firmware::{BootReport, Firmware, RefusedImage};
 pub use mqtt::{Answer, MqttDevice, MqttTarget};
 pub use tls::{DeviceTls, TrustAnchor, certificates_pem};

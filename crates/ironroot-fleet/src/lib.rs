@@ -1,4 +1,5 @@
-//! The fleet service: register devices, store policies, attach and detach them — every change
+//! The fleet service: register devices, store policies, attach and detach them, take devices'
+//! boot reports — every change
 //! audited write-ahead, whichever front end (the `ironroot` CLI on a data directory, the
 //! server's operator API) asks for it.
 //!
@@ -22,6 +23,8 @@
 //! holds the write-ahead entry followed by a `failure` entry for the same subject, as the
 //! identity service does for certificates.
 #![forbid(unsafe_code)]
+
+mod reports;
 
 use std::sync::Arc;
 
@@ -63,6 +66,10 @@ pub enum FleetError {
     /// The registry failed; the change did not take effect.
     #[error("registry error, the change did not take effect: {0}")]
     Store(#[source] StoreError),
+    /// A device report did not hold together (its measured-boot log does not replay to the
+    /// reported PCR or image); refused and audited.
+    #[error("invalid report: {0}")]
+    InvalidReport(String),
 }
 
 impl FleetError {
@@ -70,7 +77,7 @@ impl FleetError {
     pub fn store_error(&self) -> Option<&StoreError> {
         match self {
             FleetError::Refused(e) | FleetError::Store(e) => Some(e),
-            FleetError::Audit(_) => None,
+            FleetError::Audit(_) | FleetError::InvalidReport(_) => None,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod limits;
 mod metrics;
 pub mod operator;
 pub mod pkcs7;
+mod reports;
 mod rotation;
 mod routes;
 mod server;

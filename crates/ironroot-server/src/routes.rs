@@ -263,6 +263,43 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             }),
         ),
         post(
+            "/api/v1/devices/{id}/boot-report",
+            crate::reports::post_boot_report,
+            json!({
+                "summary": "The device reports what secure boot decided: running firmware, security counters, measured-boot log (replayed to its PCR), refused images (each audited as firmware.refused)",
+                "security": [{"clientCertificate": []}],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BootReport"}}}
+                },
+                "responses": {
+                    "200": {"description": "recorded"},
+                    "400": {"description": "malformed, or the measurements do not replay to the PCR"},
+                    "401": {"description": "no operational device certificate"},
+                    "403": {"description": "the certificate is another device's"}
+                }
+            }),
+        ),
+        get(
+            "/api/v1/devices/{id}/boot-report",
+            crate::reports::get_boot_report,
+            json!({
+                "summary": "The device's latest boot report and when it was received",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "responses": {
+                    "200": {
+                        "description": "report",
+                        "content": {"application/json": {"schema": {"type": "object", "properties": {
+                            "device": {"type": "string"},
+                            "received_at": {"type": "integer"},
+                            "report": {"$ref": "#/components/schemas/BootReport"}
+                        }}}}
+                    },
+                    "404": {"description": "unknown device, or no report yet"}
+                }
+            }),
+        ),
+        post(
             "/api/v1/devices/{id}/claim",
             crate::operator::claim_device,
             json!({

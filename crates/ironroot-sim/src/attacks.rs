@@ -9,13 +9,25 @@
 //! | `replayed_claim_token` | EST 401 | `provision.failed` |
 //! | `csr_for_another_device_id` | EST refusal | `provision.failed` |
 //! | `reconnect_after_revocation` | live session ended, reconnect refused | `mqtt.certificate_rejected` |
+//! | `firmware_signed_with_wrong_key` | the bootloader refuses it (`untrusted_key`), the running image stays | `firmware.refused` |
+//! | `downgrade_image` | the bootloader refuses a properly signed older image (`rollback`) | `firmware.refused` |
+//!
+//! The firmware attacks run on a device that first took a genuine update: it booted on trial,
+//! the agent reported it and confirmed it after its health check, so its anti-rollback floor is
+//! the update's security counter. Each attack image is then installed as a downloader would,
+//! the board reboots, and the device reports the decision over mutual TLS.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ironroot_device::{Answer, DeviceTls, EstClient, MqttDevice, MqttTarget, TrustAnchor, csr};
+use ironroot_device::core::Backoff;
+use ironroot_device::{
+    Agent, AgentConfig, Answer, Bootstrap, DeviceError, DeviceTls, EstClient, MqttDevice,
+    MqttTarget, Quiet, TrustAnchor, csr,
+};
 use ironroot_element::{DeviceSigner, RcgenKey, SecureElement, SoftwareElement};
 
+use crate::board::{Board, FleetFirmware};
 use crate::{AttackResult, Operator, SimError};
 
 /// How long the simulator waits for an audit entry to appear.
@@ -33,6 +45,8 @@ pub struct Arena<'a> {
     pub mqtt: &'a MqttTarget,
     /// Device id prefix of this run (attack devices are `<prefix>-atk-<name>`).
     pub prefix: &'a str,
+    /// The fleet's firmware (keys, images) for the firmware attacks.
+    pub firmware: Option<&'a Arc<FleetFirmware>>,
 }
 
 /// A device enrolled for an attack: its element key and mutual-TLS identity.
@@ -104,6 +118,7 @@ pub async fn run_all(arena: &Arena<'_>) -> Vec<AttackResult> {
     out.push(replayed_claim(arena).await);
     out.push(foreign_csr(arena).await);
     out.push(after_revocation(arena).await);
+    out.extend(firmware_attacks(arena).await);
     out
 }
 
@@ -247,4 +262,152 @@ async fn after_revocation(a: &Arena<'_>) -> AttackResult {
         refused,
         a.audited(&dev.id, "mqtt.certificate_rejected").await,
     )
+}
+
+/// A device for the firmware attacks: registered, claimed, booted on an update that runs on
+/// trial and was confirmed by the agent after its health check (so the anti-rollback floor is
+/// the update's counter from the next boot on).
+struct FirmwareDevice {
+    id: String,
+    /// The agent that enrolled it (its mutual-TLS identity reports the later boots).
+    agent: Agent,
+    board: Board,
+}
+
+/// The update the firmware device runs before the attacks (counter 2).
+const UPDATE_VERSION: &str = "1.1.0";
+
+async fn firmware_device(
+    a: &Arena<'_>,
+    fw: &Arc<FleetFirmware>,
+) -> Result<FirmwareDevice, SimError> {
+    let id = a.id("firmware");
+    a.register(&id).await?;
+    let token = a.operator.device_claim(&id).await?;
+    let board = fw.board();
+    board.power_on()?;
+    board.install(&fw.image(UPDATE_VERSION, 2)?)?;
+    let trial = board.power_on()?;
+    if !trial.trial {
+        return Err(SimError::Config("the update did not boot on trial".into()));
+    }
+    let element = Arc::new(SoftwareElement::ephemeral().map_err(DeviceError::from)?);
+    let cfg = AgentConfig {
+        device_id: id.clone(),
+        est: a.est.clone(),
+        trust: a.trust.clone(),
+        mqtt: a.mqtt.clone(),
+        bootstrap: Bootstrap::ClaimToken(token),
+        telemetry_interval: None,
+        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+        clock_skew: 0,
+    };
+    let mut agent =
+        Agent::new(cfg, element, Arc::new(Quiet)).with_firmware(Box::new(board.clone()));
+    if !agent.run_until_connected(Duration::from_secs(30)).await {
+        return Err(SimError::Config(
+            "the firmware device did not connect".into(),
+        ));
+    }
+    agent.disconnect().await;
+    // The agent confirmed the trial image once its report was accepted: the server says so.
+    let stored = a.operator.boot_report(&id).await?;
+    if stored["trial"] != serde_json::Value::Bool(false)
+        || !stored["firmware_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(UPDATE_VERSION))
+    {
+        return Err(SimError::Config(format!(
+            "the server does not show the confirmed update: {stored}"
+        )));
+    }
+    Ok(FirmwareDevice { id, agent, board })
+}
+
+/// Installs `image`, reboots, reports the boot as the device's application does, and says
+/// whether the bootloader refused it for `reason` while the update kept running.
+async fn refused_update(
+    a: &Arena<'_>,
+    dev: &FirmwareDevice,
+    image: &[u8],
+    reason: &str,
+) -> Result<bool, SimError> {
+    dev.board.install(image)?;
+    let report = dev.board.power_on()?;
+    let tls = dev
+        .agent
+        .tls()
+        .ok_or_else(|| SimError::Config("no identity after connecting".into()))?;
+    a.est.report_boot(tls, &dev.id, &report).await?;
+    Ok(report.refused.iter().any(|r| r.reason == reason)
+        && report
+            .firmware_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with(UPDATE_VERSION))
+        && !report.trial)
+}
+
+/// Whether a `firmware.refused` entry with `reason` about `device` appears in time.
+async fn audited_refusal(a: &Arena<'_>, device: &str, reason: &str) -> bool {
+    let deadline = Instant::now() + AUDIT_WAIT;
+    loop {
+        if let Ok(entries) = a
+            .operator
+            .audit_events(Some(device), Some("firmware.refused"))
+            .await
+            && entries
+                .iter()
+                .any(|e| e["details"]["reason"].as_str() == Some(reason))
+        {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `firmware_signed_with_wrong_key` and `downgrade_image`, on one device.
+async fn firmware_attacks(a: &Arena<'_>) -> Vec<AttackResult> {
+    const WRONG_KEY: &str = "firmware_signed_with_wrong_key";
+    const DOWNGRADE: &str = "downgrade_image";
+    let failed = || {
+        vec![
+            result(WRONG_KEY, false, false),
+            result(DOWNGRADE, false, false),
+        ]
+    };
+    let Some(fw) = a.firmware else {
+        return failed();
+    };
+    let Ok(dev) = firmware_device(a, fw).await else {
+        return failed();
+    };
+    let mut out = Vec::new();
+    // A newer version, signed with a key the fused root of trust does not name.
+    let refused = match fw.rogue_image("9.0.0", 9) {
+        Ok(img) => refused_update(a, &dev, &img, "untrusted_key")
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    out.push(result(
+        WRONG_KEY,
+        refused,
+        audited_refusal(a, &dev.id, "untrusted_key").await,
+    ));
+    // The factory version, properly signed, but below the counter the update raised.
+    let refused = match fw.image(super::board::FACTORY_VERSION, super::board::FACTORY_COUNTER) {
+        Ok(img) => refused_update(a, &dev, &img, "rollback")
+            .await
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    out.push(result(
+        DOWNGRADE,
+        refused,
+        audited_refusal(a, &dev.id, "rollback").await,
+    ));
+    out
 }

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attacks;
+pub mod board;
 mod error;
 mod operator;
 mod report;

@@ -162,6 +162,20 @@ impl Operator {
         Ok(answer["entries"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The device's latest boot report as the server stored it (`report` field of
+    /// `GET /api/v1/devices/{id}/boot-report`).
+    pub async fn boot_report(&self, id: &str) -> Result<Value, SimError> {
+        let answer = self
+            .call(
+                "boot report",
+                "GET",
+                &format!("/api/v1/devices/{id}/boot-report"),
+                &Value::Null,
+            )
+            .await?;
+        Ok(answer["report"].clone())
+    }
+
     /// Revokes a device and all its certificates.
     pub async fn revoke(&self, id: &str) -> Result<(), SimError> {
         self.call(

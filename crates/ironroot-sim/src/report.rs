@@ -38,6 +38,11 @@ pub struct Report {
     pub devices_per_second: f64,
     /// Wall time of the run, seconds.
     pub elapsed_s: f64,
+    /// Devices that booted through secure boot and whose boot report the server accepted
+    /// (0 with secure boot off).
+    pub booted: usize,
+    /// The firmware version the fleet booted (empty with secure boot off).
+    pub firmware_version: String,
     /// Attack scenario results (empty without `--scenario attacks`).
     pub attacks: Vec<AttackResult>,
     /// The first few distinct failure messages, for diagnosis (no secrets: device errors
@@ -61,7 +66,8 @@ impl Report {
         let mut out = format!(
             "devices {}: provisioned {}, connected {}, telemetry acknowledged {}, failures {}\n\
              PUBACK latency p50 {:.2} ms, p99 {:.2} ms; power-on to connected p50 {:.0} ms, p99 {:.0} ms\n\
-             {:.1} devices/s from power-on to first telemetry; {:.1} s in all\n",
+             {:.1} devices/s from power-on to first telemetry; {:.1} s in all\n\
+             secure boot: {} devices booted firmware {} and reported it\n",
             self.devices,
             self.provisioned,
             self.connected,
@@ -73,6 +79,12 @@ impl Report {
             self.connect_p99_ms,
             self.devices_per_second,
             self.elapsed_s,
+            self.booted,
+            if self.firmware_version.is_empty() {
+                "-"
+            } else {
+                &self.firmware_version
+            },
         );
         for a in &self.attacks {
             out.push_str(&format!(

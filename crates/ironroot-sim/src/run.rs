@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use ironroot_device::core::Backoff;
 use ironroot_device::{
-    Agent, AgentConfig, AgentObserver, Bootstrap, DeviceError, EstClient, MqttTarget, TrustAnchor,
+    Agent, AgentConfig, AgentObserver, BootReport, Bootstrap, DeviceError, EstClient, MqttTarget,
+    TrustAnchor,
 };
 use ironroot_element::SoftwareElement;
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, watch};
 use zeroize::Zeroizing;
 
+use crate::board::{FactoryBoot, FleetFirmware};
 use crate::report::quantile_ms;
 use crate::{Operator, Report, SimError};
 
@@ -57,6 +59,9 @@ pub struct SimConfig {
     /// How long the whole fleet stays connected after the last device is done (to measure a
     /// standing fleet: memory, idle load); zero to end at once.
     pub hold: Duration,
+    /// Whether every device powers on through secure boot (ironroot-boot over simulated flash
+    /// and fuses) and reports the decision before its telemetry.
+    pub secure_boot: bool,
 }
 
 /// Progress callbacks (a progress bar in the CLI).
@@ -76,6 +81,7 @@ struct Tally {
     publish_us: Mutex<Vec<u64>>,
     connect_us: Mutex<Vec<u64>>,
     samples: Mutex<Vec<String>>,
+    booted: AtomicUsize,
 }
 
 impl AgentObserver for Tally {
@@ -98,6 +104,12 @@ impl AgentObserver for Tally {
     fn failed(&self, _device: &str, step: &'static str, error: &DeviceError) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.sample(format!("{step}: {error}"));
+    }
+
+    fn boot_reported(&self, _device: &str, report: &BootReport) {
+        if !report.trial {
+            self.booted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -124,6 +136,12 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
         .map(|i| format!("{}-{i:05}", cfg.prefix))
         .collect();
 
+    // The fleet's firmware: signed bootloader and application, factory flash and fuses.
+    let firmware = if cfg.secure_boot || cfg.scenario == Scenario::Attacks {
+        Some(FleetFirmware::generate()?)
+    } else {
+        None
+    };
     progress.phase("registering devices");
     operator.register(&ids, &cfg.prefix).await?;
     let token = operator.group_claim(&cfg.prefix, quota, 3600).await?;
@@ -156,8 +174,18 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
         let mut stop = stop_rx.clone();
         let (messages, interval, timeout, total) =
             (cfg.messages, cfg.interval, cfg.connect_timeout, cfg.devices);
+        let board = firmware.clone().filter(|_| cfg.secure_boot);
         tasks.push(tokio::spawn(async move {
             let powered_on = Instant::now();
+            // Power-on: boot ROM and bootloader verify the chain before the agent runs.
+            let boot = match board.map(|fw| fw.factory_boot()).transpose() {
+                Ok(b) => b,
+                Err(e) => {
+                    tally.sample(format!("secure boot: {e}"));
+                    tally.failures.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            };
             let element = match SoftwareElement::ephemeral() {
                 Ok(e) => Arc::new(e),
                 Err(e) => {
@@ -166,6 +194,9 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
                 }
             };
             let mut agent = Agent::new(agent_cfg, element, tally.clone());
+            if let Some(report) = boot {
+                agent = agent.with_firmware(Box::new(FactoryBoot(report)));
+            }
             let connected = {
                 let _slot = slots.acquire().await;
                 agent.run_until_connected(timeout).await
@@ -215,6 +246,7 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
             trust: &trust,
             mqtt: &cfg.mqtt,
             prefix: &cfg.prefix,
+            firmware: firmware.as_ref(),
         };
         crate::attacks::run_all(&arena).await
     } else {
@@ -238,6 +270,12 @@ pub async fn run(cfg: SimConfig, progress: Arc<dyn Progress>) -> Result<Report, 
         connect_p99_ms: quantile_ms(&connect, 0.99),
         devices_per_second: connected as f64 / elapsed.as_secs_f64().max(1e-9),
         elapsed_s: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+        booted: tally.booted.load(Ordering::Relaxed),
+        firmware_version: if cfg.secure_boot {
+            crate::board::factory_version()
+        } else {
+            String::new()
+        },
         attacks,
         failure_samples: std::mem::take(&mut *tally.samples.lock()),
     })

@@ -36,6 +36,7 @@ mod devices;
 mod error;
 mod group;
 mod policies;
+mod reports;
 mod store;
 mod tx;
 pub mod validate;
@@ -50,6 +51,7 @@ pub use model::{
     NewCertificate, NewDevice, RevocationReason, RevokedCertificate,
 };
 pub use policies::{Policy, PolicyAttachment, PolicyTarget, PolicyVersion};
+pub use reports::BootRecord;
 pub use store::{Backend, DATABASE_FILE, PooledConnection, Store, StoreOptions, known_migrations};
 pub use tx::Transaction;
 

@@ -119,10 +119,13 @@ impl Demo {
     fn fleet(&self) -> Result<serde_json::Value> {
         section("6. A fleet: 200 simulated devices, then the attacks");
         note(
-            "200 virtual devices, each with its own sealed element and key, enroll over EST \
-             with one group claim token (quota 200), connect over mutual TLS and send QoS 1 \
-             telemetry. Then the attacks a compromised device would try; each must be refused \
-             and appear in the audit log.",
+            "200 virtual devices power on through secure boot (boot ROM -> bootloader -> \
+             application, each verified against the key fused in OTP), each with its own \
+             sealed element and key, enroll over EST with one group claim token (quota 200), \
+             connect over mutual TLS, report what secure boot measured and send QoS 1 \
+             telemetry. Then the attacks a compromised device would try, firmware signed with \
+             the wrong key and a downgrade among them; each must be refused and appear in the \
+             audit log.",
         );
         let line = format!(
             "simulate --data-dir {DATA} --devices {FLEET} --messages 2 --interval 100ms \
@@ -141,8 +144,10 @@ impl Demo {
         let fleet: serde_json::Value = serde_json::from_slice(&out.stdout)
             .with_context(|| format!("`ironroot {line}` printed no report"))?;
         println!(
-            "provisioned {} / connected {} of {} devices; {} telemetry messages acknowledged, \
-             PUBACK p50 {} ms, p99 {} ms; {} failures",
+            "booted firmware {} and reported it: {} devices; provisioned {} / connected {} of {} \
+             devices; {} telemetry messages acknowledged, PUBACK p50 {} ms, p99 {} ms; {} failures",
+            fleet["firmware_version"].as_str().unwrap_or("-"),
+            fleet["booted"],
             fleet["provisioned"],
             fleet["connected"],
             fleet["devices"],
@@ -169,7 +174,7 @@ impl Demo {
         }
         if !out.status.success() {
             bail!(
-                "the fleet step failed: every device must connect and every attack be refused and audited"
+                "the fleet step failed: every device must boot, report and connect, and every attack be refused and audited"
             );
         }
         Ok(fleet)
@@ -604,8 +609,13 @@ fn report(fleet: &serde_json::Value) {
         (
             "fleet",
             format!(
-                "{} of {} devices connected, {} messages acknowledged",
-                fleet["connected"], fleet["devices"], fleet["messages"]
+                "{} of {} devices booted {} through secure boot and reported it, {} connected, \
+                 {} messages acknowledged",
+                fleet["booted"],
+                fleet["devices"],
+                fleet["firmware_version"].as_str().unwrap_or("-"),
+                fleet["connected"],
+                fleet["messages"]
             ),
         ),
         (

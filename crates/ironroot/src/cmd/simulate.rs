@@ -70,6 +70,11 @@ pub struct SimulateArgs {
     /// measure memory of a standing fleet on both sides).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     hold: Duration,
+    /// Skip secure boot: devices start straight at enrollment and send no boot report (for
+    /// pure connection benchmarks). By default every device powers on through the simulated
+    /// boot ROM and bootloader (ironroot-boot) and reports the decision once connected.
+    #[arg(long)]
+    no_secure_boot: bool,
     /// Longest a device may take from power-on to connected.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     connect_timeout: Duration,
@@ -171,6 +176,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         enroll_concurrency: args.concurrency,
         connect_timeout: args.connect_timeout,
         hold: args.hold,
+        secure_boot: !args.no_secure_boot,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.devices as u64);
@@ -194,12 +200,14 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         print!("{}", report.human());
     }
-    // Success is the outcome: every device connected and every message acknowledged. Steps
+    // Success is the outcome: every device booted (and reported it), connected and had every
+    // message acknowledged. Steps
     // that failed and then succeeded on retry (a busy server, a rate limit) are in `failures`
     // for the operator to read, but a fleet that recovered by itself did what it should.
     let expected = report.devices as u64 * u64::from(args.messages);
     let ok = report.connected == report.devices
         && report.messages == expected
+        && (args.no_secure_boot || report.booted == report.devices)
         && report.attacks.iter().all(|a| a.refused && a.audited);
     Ok(if ok {
         ExitCode::SUCCESS

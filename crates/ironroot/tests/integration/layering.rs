@@ -22,8 +22,10 @@ const CHAIN: &[&[&str]] = &[
     // The secure element is device-side: it sits beside the image formats, below the PKI.
     &["ironroot-image", "ironroot-esp", "ironroot-element"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
-    // The device side sits this low so it can never pull in a server crate.
-    &["ironroot-boot", "ironroot-scan", "ironroot-device"],
+    &["ironroot-boot", "ironroot-scan"],
+    // The device side sits this low so it can never pull in a server crate; it reports what
+    // ironroot-boot decided.
+    &["ironroot-device"],
     &["ironroot-pki"],
     &["ironroot-policy"],
     &["ironroot-store"],

@@ -35,6 +35,9 @@ fn simulate_enrolls_connects_and_reports_every_device() {
     assert_eq!(report["connected"], 40, "{report}");
     assert_eq!(report["messages"], 120, "{report}");
     assert_eq!(report["failures"], 0, "{report}");
+    // Every device powered on through secure boot and the server accepted its report.
+    assert_eq!(report["booted"], 40, "{report}");
+    assert_eq!(report["firmware_version"], "1.0.0+0", "{report}");
     let (p50, p99) = (
         report["p50_ms"].as_f64().unwrap(),
         report["p99_ms"].as_f64().unwrap(),
@@ -53,6 +56,8 @@ fn simulate_enrolls_connects_and_reports_every_device() {
         "replayed_claim_token",
         "csr_for_another_device_id",
         "reconnect_after_revocation",
+        "firmware_signed_with_wrong_key",
+        "downgrade_image",
     ] {
         assert!(names.contains(&expected), "{expected} missing: {report}");
     }
@@ -97,6 +102,59 @@ fn simulate_enrolls_connects_and_reports_every_device() {
         "{denied}"
     );
     assert_eq!(entry["outcome"], "denied", "{denied}");
+
+    // The server kept each device's boot report: the measured firmware and its PCR.
+    let curl_operator = |path: &str| {
+        let out = run_ok(
+            std::process::Command::new(ironroot_testkit::tool("curl")).args([
+                "-s",
+                "--fail",
+                "--cacert",
+                dir.join("pki/chain.pem").to_str().unwrap(),
+                "-H",
+                &format!("Authorization: Bearer {}", token.trim()),
+                &format!("{}{path}", url.trim()),
+            ]),
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let boot = curl_operator("/api/v1/devices/simt-00007/boot-report");
+    assert_eq!(boot["report"]["firmware_version"], "1.0.0+0", "{boot}");
+    assert_eq!(boot["report"]["trial"], false, "{boot}");
+    assert_eq!(boot["report"]["pcr"].as_str().unwrap().len(), 64, "{boot}");
+    // The firmware attack device took the genuine update (confirmed after its health check),
+    // then refused both attack images, each audited with its reason.
+    let boot = curl_operator("/api/v1/devices/simt-atk-firmware/boot-report");
+    assert_eq!(boot["report"]["firmware_version"], "1.1.0+0", "{boot}");
+    let refused =
+        curl_operator("/api/v1/audit/events?type=firmware.refused&device=simt-atk-firmware");
+    let reasons: Vec<&str> = refused["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["details"]["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["untrusted_key", "rollback"], "{refused}");
+    // The device endpoint takes a device certificate, not an operator token.
+    let out = ironroot_testkit::run(
+        std::process::Command::new(ironroot_testkit::tool("curl")).args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            dir.join("pki/chain.pem").to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "-H",
+            "content-type: application/json",
+            "--data",
+            "{}",
+            &format!("{}/api/v1/devices/simt-00007/boot-report", url.trim()),
+        ]),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
 
     // The registry agrees: each simulated device is enrolled with a certificate of its own.
     let out = run_ok(&mut ironroot(&dir, &["device", "show", "simt-00007"]));
