@@ -5,6 +5,7 @@ use ironroot_store::DeviceState;
 
 use crate::harness::*;
 
+mod factory;
 mod reenrollment;
 
 const PKCS10: &str = "Content-Type: application/pkcs10";
@@ -171,6 +172,16 @@ async fn est_cacerts_and_csrattrs() {
     assert_eq!(v["openapi"], "3.0.3");
     assert!(v["paths"]["/api/v1/enroll"].is_object());
     fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_credentials_must_be_recorded_and_unrevoked_sqlite() {
+    factory::factory_credentials_must_be_recorded_and_unrevoked(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_credentials_must_be_recorded_and_unrevoked_postgres() {
+    factory::factory_credentials_must_be_recorded_and_unrevoked(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
