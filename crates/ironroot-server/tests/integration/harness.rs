@@ -243,6 +243,20 @@ impl Fixture {
     }
 }
 
+/// Waits (up to 10 s) for an audit entry matching `pred`: entries about enrollments and
+/// handshakes are written after the fact, not awaited by the request.
+pub async fn wait_for_event(fx: &Fixture, pred: impl Fn(&Event) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = fx.audit_events().await;
+        if events.iter().any(&pred) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens the online CA of a test data directory.
 pub fn online_ca(dir: &Path) -> ironroot_pki::OnlineCa {
     let pass = std::fs::read(dir.join("pki").join("online-passphrase")).unwrap();

@@ -64,10 +64,15 @@ async fn bootstrap_with_claim_token(db: Db) {
     let device = fx.store().device("sensor-1").await.unwrap();
     assert_eq!(device.state, DeviceState::Provisioned);
     assert_eq!(fx.cert_count("sensor-1").await, 1);
+    // The enrollment entry is written after the response (regression: read too early, this
+    // failed now and then on a loaded machine).
+    wait_for_event(&fx, |e| {
+        e.event_type == "device.provisioned"
+            && e.subject.id == "sensor-1"
+            && e.details.get("method").map(String::as_str) == Some("claim_token")
+    })
+    .await;
     let events = fx.audit_events().await;
-    assert!(events.iter().any(|e| e.event_type == "device.provisioned"
-        && e.subject.id == "sensor-1"
-        && e.details.get("method").map(String::as_str) == Some("claim_token")));
     assert!(
         events
             .iter()

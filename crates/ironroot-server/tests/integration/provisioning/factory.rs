@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use ironroot_audit::{Event, Outcome};
+use ironroot_audit::Outcome;
 use ironroot_pki::{DeviceId, Serial};
 use ironroot_store::{CertificateKind, DeviceState, RevocationReason};
 
@@ -42,20 +42,6 @@ async fn factory_serial(fx: &Fixture, id: &str) -> Serial {
         .find(|c| c.kind == CertificateKind::Factory)
         .expect("factory credential recorded")
         .serial
-}
-
-/// Waits (up to 10 s) for an audit entry matching `pred`: entries about enrollments and
-/// handshakes are written after the fact, not awaited by the request.
-async fn wait_for_event(fx: &Fixture, pred: impl Fn(&Event) -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let events = fx.audit_events().await;
-        if events.iter().any(&pred) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "{events:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 pub(super) async fn factory_credentials_must_be_recorded_and_unrevoked(db: Db) {
