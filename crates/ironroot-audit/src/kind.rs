@@ -101,6 +101,8 @@ event_kinds! {
     ProvisionClaimCreated = "provision.claim_created", subject "`device` or `group`", actor "operator";
     /// A first enrollment over EST was refused; detail `reason` is the reason class.
     ProvisionFailed = "provision.failed", subject "`device` when known", actor "`device:<id>` or `unknown`";
+    /// A client certificate presented to the HTTPS API (EST enrollment with a factory or operational certificate, operator API) failed the TLS handshake (revoked, expired, unknown issuer); details `claimed_kind`, `serial`, `error`.
+    HttpsCertificateRejected = "https.certificate_rejected", subject "`device` (claimed id, unverified)", actor "`unknown`";
     /// The HTTPS server started listening (detail `addr`).
     ServerStarted = "server.started", subject "-", actor "`service:server`";
     /// The HTTPS server stopped.

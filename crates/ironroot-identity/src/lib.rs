@@ -18,6 +18,10 @@
 //!  write_crl(): registry's revoked set ─► one CRL per trusted intermediate + root CRL ─► <D>/pki/crl.pem
 //! ```
 //!
+//! Factory credentials (`IssuePurpose::Factory`, `ironroot ca issue --factory`) take the same
+//! path: signed by the factory CA instead of the intermediate, recorded as factory
+//! certificates, only for a device still manufactured, whose state they leave unchanged.
+//!
 //! A crash at any point leaves no certificate without its registry record (the certificate
 //! leaves the process only after the commit) and no registry record without its audit entry
 //! (the entry is durable before the transaction starts). Refused requests (bad CSR, unknown

@@ -31,7 +31,8 @@ pub const SERVICE_ACTOR: &str = "service:identity";
 /// Settings of the identity service.
 #[derive(Debug, Clone)]
 pub struct IdentityOptions {
-    /// What CSRs are accepted and how long certificates last.
+    /// What CSRs are accepted and how long certificates last (operational:
+    /// `device_validity`; factory credentials: `factory_validity`, capped at the factory CA).
     pub issuance: IssuancePolicy,
     /// Largest number of issuances committed in one registry transaction (group commit).
     pub max_batch: usize,
@@ -42,8 +43,8 @@ pub struct IdentityOptions {
 }
 
 impl IdentityOptions {
-    /// Defaults (P-256 CSRs up to 16 KiB, 90-day certificates, batches of 512, CRLs valid
-    /// 24 hours) for the data directory `data_dir`.
+    /// Defaults (P-256 CSRs up to 16 KiB, 90-day certificates, 10-year factory credentials,
+    /// batches of 512, CRLs valid 24 hours) for the data directory `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             issuance: IssuancePolicy::default(),
@@ -64,6 +65,11 @@ pub enum IssuePurpose {
     Reenroll,
     /// Issued by an operator by hand (`ironroot ca issue`).
     Manual,
+    /// A factory (bootstrap) credential from the factory CA (`ironroot ca issue --factory`):
+    /// SAN `urn:ironroot:bootstrap:<id>`, accepted only for enrollment (never by the MQTT
+    /// broker), recorded as [`ironroot_store::CertificateKind::Factory`] so it can be revoked.
+    /// Only for a device still `manufactured`; its state does not change.
+    Factory,
 }
 
 impl IssuePurpose {
@@ -73,6 +79,7 @@ impl IssuePurpose {
             IssuePurpose::Enroll => "enroll",
             IssuePurpose::Reenroll => "reenroll",
             IssuePurpose::Manual => "manual",
+            IssuePurpose::Factory => "factory",
         }
     }
 }
@@ -97,9 +104,11 @@ pub struct IssueRequest {
 pub struct Issued {
     /// The certificate as signed.
     pub certificate: IssuedCertificate,
-    /// The issuing intermediate then the root, PEM (what the device needs to build its chain).
+    /// The issuing CA then the root, PEM (what the device needs to build its chain): the
+    /// intermediate for operational certificates, the factory CA for factory credentials.
     pub chain_pem: String,
-    /// The device's state after the issuance (provisioned after the first one).
+    /// The device's state after the issuance (provisioned after the first operational
+    /// certificate; a factory credential leaves it manufactured).
     pub device_state: DeviceState,
 }
 
@@ -140,6 +149,8 @@ struct Inner {
     /// Feed position taken before the revoked set was loaded: followers start here.
     loaded_at: ChangeCursor,
     chain_pem: String,
+    /// The factory CA then the root, PEM.
+    factory_chain_pem: String,
 }
 
 /// The one place where device certificates are issued and revoked, each together with its
@@ -188,6 +199,7 @@ impl IdentityService {
         );
         let revocations = Arc::new(RevocationSet::from_serials(serials));
         let chain_pem = format!("{}{}", ca.issuing().certificate().pem(), ca.root().pem());
+        let factory_chain_pem = format!("{}{}", ca.factory().certificate().pem(), ca.root().pem());
         let committer = store.group_committer(options.max_batch);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -199,6 +211,7 @@ impl IdentityService {
                 revocations,
                 loaded_at,
                 chain_pem,
+                factory_chain_pem,
             }),
         })
     }
@@ -223,6 +236,11 @@ impl IdentityService {
         &self.inner.chain_pem
     }
 
+    /// The factory CA then the root, PEM: the chain a factory credential verifies against.
+    pub fn factory_chain_pem(&self) -> &str {
+        &self.inner.factory_chain_pem
+    }
+
     /// The live revoked-serial set: give it to `RevocationCheckingVerifier::new`.
     pub fn revocations(&self) -> Arc<RevocationSet> {
         Arc::clone(&self.inner.revocations)
@@ -233,7 +251,8 @@ impl IdentityService {
         crl_path(&self.inner.options.data_dir)
     }
 
-    /// The issuer name recorded with every certificate (the intermediate's common name).
+    /// The issuer name recorded with every operational certificate (the intermediate's
+    /// common name).
     fn issuer_name(&self) -> &str {
         self.inner.ca.issuing().certificate().common_name()
     }

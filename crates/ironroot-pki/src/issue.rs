@@ -24,6 +24,10 @@ pub struct IssuancePolicy {
     pub device_validity: Duration,
     /// Validity of operator and server certificates (default 365 days).
     pub service_validity: Duration,
+    /// Validity of factory (bootstrap) credentials (default 10 years): they are made once on
+    /// the manufacturing line and must outlive any time a device spends in a box or offline.
+    /// Always capped at the factory CA's own notAfter.
+    pub factory_validity: Duration,
     /// How far `not_before` is set in the past to tolerate device clock skew (default 5 min).
     pub backdate: Duration,
 }
@@ -34,6 +38,7 @@ impl Default for IssuancePolicy {
             csr: CsrPolicy::default(),
             device_validity: Duration::days(90),
             service_validity: Duration::days(365),
+            factory_validity: Duration::days(10 * 365),
             backdate: Duration::minutes(5),
         }
     }
@@ -90,7 +95,8 @@ impl IssuingCa {
 
     /// Issues a bootstrap (manufacturing) credential from the factory CA: like a device
     /// certificate, but its SAN URI is `urn:ironroot:bootstrap:<device>`, so it is accepted
-    /// only where enrollment is (never by the MQTT broker).
+    /// only where enrollment is (never by the MQTT broker). It lives `policy.factory_validity`,
+    /// capped at the factory CA's notAfter.
     pub fn issue_bootstrap(
         &self,
         csr: &VerifiedCsr,
@@ -112,7 +118,7 @@ impl IssuingCa {
             device.as_str(),
             vec![uri(format!("{BOOTSTRAP_URI_PREFIX}{device}"))?],
             Lifetime {
-                validity: policy.device_validity,
+                validity: policy.factory_validity,
                 backdate: policy.backdate,
             },
             now,

@@ -4,7 +4,7 @@
 //! | route | authentication | result |
 //! |---|---|---|
 //! | `GET cacerts` | none | PKCS#7 certs-only: trusted intermediates + root |
-//! | `POST simpleenroll` | factory certificate (TLS) or Basic `device-id:claim-token` | first operational certificate |
+//! | `POST simpleenroll` | factory certificate (TLS, recorded in the registry, not revoked) or Basic `device-id:claim-token` | first operational certificate |
 //! | `POST simplereenroll` | current operational certificate (TLS) | new certificate; the old one retires after the grace period or at first use of the new one |
 //! | `POST simplereenroll` | factory certificate (TLS), operational certificate expired within the window, never revoked | new certificate (device was offline past expiry) |
 //! | `GET csrattrs` | none | ecdsa-with-SHA256, P-256 |
@@ -134,6 +134,9 @@ async fn enroll_inner(
             });
         }
     };
+    if let Some(b) = &bootstrap {
+        check_factory_credential(state, b.serial(), &id).await?;
+    }
     let mut retire_now = None;
     match (mode, method) {
         (Mode::Enroll, "claim_token") => {
@@ -270,6 +273,9 @@ async fn enroll_inner(
     .source(conn.peer.to_string())
     .detail("method", method)
     .detail("serial", new_serial.clone());
+    if let Some(b) = &bootstrap {
+        event = event.detail("factory_serial", b.serial().to_string());
+    }
     if mode == Mode::Reenroll {
         if let Some(old) = &retire_now {
             event = event
@@ -299,6 +305,35 @@ async fn enroll_inner(
         }
     }
     Ok(issued)
+}
+
+/// A factory certificate counts only if the registry recorded it for this device
+/// (`ironroot ca issue --factory`) and it is not revoked. The TLS layer already refused
+/// serials in the live revoked set; the registry is the authority behind that set (a
+/// revocation by another process reaches the set within the feed's polling interval, the
+/// registry at once), and an unrecorded one could be neither listed nor revoked.
+async fn check_factory_credential(
+    state: &AppState,
+    serial: &ironroot_pki::Serial,
+    id: &str,
+) -> Result<(), Refused> {
+    match state.store.certificate(serial).await {
+        Ok(c) if c.kind != CertificateKind::Factory || c.device_id.as_deref() != Some(id) => {
+            Err(unauthorized("factory_certificate_not_recorded", Some(id)))
+        }
+        Ok(c) if c.status == CertificateStatus::Revoked => {
+            Err(unauthorized("factory_certificate_revoked", Some(id)))
+        }
+        Ok(_) => Ok(()),
+        Err(StoreError::UnknownCertificate(_)) => {
+            Err(unauthorized("factory_certificate_not_recorded", Some(id)))
+        }
+        Err(_) => Err(Refused {
+            reason: "registry_failure",
+            error: ApiError::Internal,
+            device: Some(id.to_owned()),
+        }),
+    }
 }
 
 fn refusal_reason(r: claims::ClaimRefusal) -> &'static str {

@@ -284,7 +284,12 @@ impl Server {
         let identity = IdentityService::open(ca, store.clone(), audit.clone(), options)
             .await
             .map_err(|e| StartError::Identity(e.to_string()))?;
-        let tls = crate::tls::server_config(&server_id, identity.ca(), identity.revocations())?;
+        let tls = crate::tls::server_config(
+            &server_id,
+            identity.ca(),
+            identity.revocations(),
+            audit.clone(),
+        )?;
         let admin = AdminToken::new(&load_or_create_admin_token(&config.data_dir)?);
         let rotations = Rotations::load(&store).await?;
 

@@ -6,15 +6,17 @@
 //! *offered* (optional): devices enrolling with a claim token have none. Accepted issuers are the
 //! trusted intermediates (operational and operator certificates) and the factory CA (bootstrap
 //! credentials), checked by ironroot-pki's revocation-aware verifier; a certificate from any
-//! other CA fails the handshake; with resumption off every connection re-checks the client
-//! certificate against the live revoked set.
+//! other CA fails the handshake (and is audited as `https.certificate_rejected`); with
+//! resumption off every connection re-checks the client certificate against the live revoked
+//! set.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use ironroot_audit::{Audit, Event, EventKind, Outcome};
 use ironroot_pki::{
-    CaSigner as _, IssuancePolicy, OnlineCa, RevocationCheckingVerifier, RevocationSet, ServerName,
-    SoftwareKey, SubjectKey,
+    CaSigner as _, ClientIdentity, IssuancePolicy, OnlineCa, RevocationCheckingVerifier,
+    RevocationSet, ServerName, SoftwareKey, SubjectKey,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -77,11 +79,13 @@ pub fn issue_server_identity(
     })
 }
 
-/// The HTTPS listener's rustls configuration.
+/// The HTTPS listener's rustls configuration; rejected client certificates are recorded in
+/// `audit` (`https.certificate_rejected`).
 pub fn server_config(
     identity: &ServerIdentity,
     ca: &OnlineCa,
     revoked: Arc<RevocationSet>,
+    audit: Arc<Audit>,
 ) -> Result<Arc<ServerConfig>, StartError> {
     let verifier = RevocationCheckingVerifier::new(
         std::slice::from_ref(ca.root()),
@@ -91,16 +95,59 @@ pub fn server_config(
     let config = ironroot_pki::hardened_server_config(
         identity.chain.clone(),
         PrivateKeyDer::Pkcs8(identity.key.clone_key()),
-        Arc::new(OptionalClientCert(verifier)),
+        Arc::new(OptionalClientCert { verifier, audit }),
         &[b"http/1.1"],
     )?;
     Ok(Arc::new(config))
 }
 
 /// Offers client authentication without requiring it; a certificate that *is* presented must
-/// pass the full check (chain to a configured issuer, validity, not revoked).
-#[derive(Debug)]
-struct OptionalClientCert(Arc<RevocationCheckingVerifier>);
+/// pass the full check (chain to a configured issuer, validity, not revoked). A rejection ends
+/// the handshake before any handler runs, so it is audited here: a revoked factory credential
+/// trying to enroll leaves a trace under the device it claims.
+struct OptionalClientCert {
+    verifier: Arc<RevocationCheckingVerifier>,
+    audit: Arc<Audit>,
+}
+
+impl std::fmt::Debug for OptionalClientCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OptionalClientCert")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OptionalClientCert {
+    /// Records the rejection (on the runtime driving the handshake; not awaited, the audit
+    /// writer batches it). The names are read without verification: a claim, not an identity.
+    fn audit_rejection(&self, end_entity: &CertificateDer<'_>, error: &rustls::Error) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let claimed = ClientIdentity::from_certificate(end_entity).ok();
+        let (id, kind, serial) = match &claimed {
+            Some(c) => (
+                c.id().as_str().to_owned(),
+                format!("{:?}", c.kind()).to_lowercase(),
+                c.serial().to_string(),
+            ),
+            None => ("unknown".to_owned(), "unknown".to_owned(), String::new()),
+        };
+        let event = Event::new(EventKind::HttpsCertificateRejected, "unknown")
+            .subject("device", id)
+            .outcome(Outcome::Denied)
+            .detail("claimed_kind", kind)
+            .detail("serial", serial)
+            .detail("error", error.to_string());
+        let audit = Arc::clone(&self.audit);
+        runtime.spawn(async move {
+            if let Err(e) = audit.record(event).await {
+                log::error!("audit log write failed: {e}");
+            }
+        });
+    }
+}
 
 impl ClientCertVerifier for OptionalClientCert {
     fn offer_client_auth(&self) -> bool {
@@ -112,7 +159,7 @@ impl ClientCertVerifier for OptionalClientCert {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
+        self.verifier.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -121,7 +168,13 @@ impl ClientCertVerifier for OptionalClientCert {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.0.verify_client_cert(end_entity, intermediates, now)
+        let verdict = self
+            .verifier
+            .verify_client_cert(end_entity, intermediates, now);
+        if let Err(e) = &verdict {
+            self.audit_rejection(end_entity, e);
+        }
+        verdict
     }
 
     fn verify_tls12_signature(
@@ -130,7 +183,7 @@ impl ClientCertVerifier for OptionalClientCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.verifier.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -139,10 +192,10 @@ impl ClientCertVerifier for OptionalClientCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.verifier.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.verifier.supported_verify_schemes()
     }
 }

@@ -1,5 +1,6 @@
-//! CRL publication: one CRL per trusted intermediate from the registry's revoked set, plus the
-//! root's CRL of revoked CAs, written atomically to `<data_dir>/pki/crl.pem`.
+//! CRL publication: one CRL per trusted intermediate and one of the factory CA from the
+//! registry's revoked set, plus the root's CRL of revoked CAs, written atomically to
+//! `<data_dir>/pki/crl.pem`.
 
 use std::path::{Path, PathBuf};
 
@@ -29,8 +30,8 @@ fn pki_reason(reason: RevocationReason) -> ironroot_pki::RevocationReason {
 }
 
 impl IdentityService {
-    /// Signs a CRL per trusted intermediate listing every certificate it issued that the
-    /// registry holds as revoked, and writes them (then the root's CRL of revoked CAs) to
+    /// Signs a CRL per trusted intermediate and one of the factory CA, each listing every
+    /// certificate it issued that the registry holds as revoked, and writes them (then the root's CRL of revoked CAs) to
     /// [`IdentityService::crl_path`] atomically. Returns the current intermediate's CRL.
     pub async fn write_crl(&self) -> Result<ironroot_pki::Crl, IdentityError> {
         let revoked = self.inner.store.revoked_certificates().await?;
@@ -63,7 +64,16 @@ impl IdentityService {
         let mut text = String::new();
         let mut current = None;
         let mut listed = 0usize;
-        for (ca, _) in self.inner.ca.intermediates() {
+        // Every trusted intermediate, then the factory CA (revoked factory credentials), so
+        // `openssl verify -crl_check` finds a CRL for every leaf ironroot issues.
+        let factory = std::iter::once(self.inner.ca.factory());
+        for ca in self
+            .inner
+            .ca
+            .intermediates()
+            .map(|(ca, _)| ca)
+            .chain(factory)
+        {
             let name = ca.certificate().common_name();
             let entries: Vec<ironroot_pki::RevokedEntry> = revoked
                 .iter()
@@ -79,6 +89,7 @@ impl IdentityService {
             listed += entries.len();
             let crl = ca.sign_crl(&entries, now, self.inner.options.crl_lifetime)?;
             text.push_str(&crl.pem());
+            // The first is the current intermediate's (`intermediates()` lists it first).
             current.get_or_insert(crl);
         }
         text.push_str(&CaDirectory::new(&self.inner.options.data_dir).root_crl_pem()?);

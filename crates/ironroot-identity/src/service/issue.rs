@@ -1,4 +1,5 @@
-//! Issuance: CSR check, signing, write-ahead audit entry, group-committed registry record.
+//! Issuance: CSR check, signing, write-ahead audit entry, group-committed registry record;
+//! operational certificates from the intermediate, factory credentials from the factory CA.
 
 use ironroot_audit::EventKind;
 use ironroot_pki::{IssuedCertificate, verify_csr};
@@ -7,7 +8,7 @@ use ironroot_store::{
 };
 use time::OffsetDateTime;
 
-use super::{IdentityService, IssueRequest, Issued, event};
+use super::{IdentityService, IssuePurpose, IssueRequest, Issued, event};
 use crate::error::IdentityError;
 
 impl IdentityService {
@@ -20,6 +21,10 @@ impl IdentityService {
     /// issuances → return. A crash before the commit leaves no certificate anywhere (the signed
     /// bytes lived only in memory); the audit entry then names a serial the registry never saw.
     /// Refusals are recorded in the audit log with outcome `denied` and nothing is signed.
+    ///
+    /// [`IssuePurpose::Factory`] takes the same path with three differences: the factory CA
+    /// signs (a bootstrap credential, `IssuancePolicy::factory_validity`), the device must
+    /// still be manufactured, and the device state is left as it is.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, IdentityError> {
         let base = event(EventKind::CertIssued, &req.actor, req.source)
             .subject("device", req.device.as_str())
@@ -42,12 +47,26 @@ impl IdentityService {
                     .detail("not_after", cert.not_after().unix_timestamp().to_string()),
             )
             .await?;
+        let factory = req.purpose == IssuePurpose::Factory;
+        let (kind, issuer, chain_pem) = if factory {
+            (
+                CertificateKind::Factory,
+                self.inner.ca.factory().certificate().common_name(),
+                &self.inner.factory_chain_pem,
+            )
+        } else {
+            (
+                CertificateKind::Operational,
+                self.issuer_name(),
+                &self.inner.chain_pem,
+            )
+        };
         let new = NewCertificate {
             serial: cert.serial().clone(),
             der: cert.der().to_vec(),
             device_id: Some(req.device.as_str().to_owned()),
-            kind: CertificateKind::Operational,
-            issuer: self.issuer_name().to_owned(),
+            kind,
+            issuer: issuer.to_owned(),
             subject: format!("CN={}", cert.subject()),
             not_before: cert.not_before().unix_timestamp(),
             not_after: cert.not_after().unix_timestamp(),
@@ -59,7 +78,9 @@ impl IdentityService {
             .run(move |tx| {
                 Box::pin(async move {
                     tx.record_issued_certificate(&new).await?;
-                    if state != DeviceState::Manufactured {
+                    // A factory credential is made before the device's first enrollment and
+                    // does not count as one: the device stays manufactured.
+                    if factory || state != DeviceState::Manufactured {
                         return Ok(state);
                     }
                     provision(tx, &device).await
@@ -69,7 +90,7 @@ impl IdentityService {
         match committed {
             Ok(device_state) => Ok(Issued {
                 certificate: cert,
-                chain_pem: self.inner.chain_pem.clone(),
+                chain_pem: chain_pem.clone(),
                 device_state,
             }),
             Err(err) => {
@@ -105,18 +126,31 @@ impl IdentityService {
                 op: "issue a certificate",
             });
         }
+        let factory = req.purpose == IssuePurpose::Factory;
+        // A factory credential bootstraps the first enrollment; a device that already has an
+        // operational identity (or is in any later state) gets none.
+        if factory && state != DeviceState::Manufactured {
+            return Err(IdentityError::WrongState {
+                device: req.device.to_string(),
+                state,
+                op: "issue a factory certificate",
+            });
+        }
         // Signing blocks for the key backend's latency (an HSM round trip): on a blocking
         // thread, so the runtime keeps serving while the token works.
         let service = self.clone();
         let device = req.device.clone();
         let cert = tokio::task::spawn_blocking(move || {
             let inner = &service.inner;
-            inner.ca.issuing().issue_device(
-                &csr,
-                &device,
-                &inner.options.issuance,
-                OffsetDateTime::now_utc(),
-            )
+            let (policy, now) = (&inner.options.issuance, OffsetDateTime::now_utc());
+            if factory {
+                inner
+                    .ca
+                    .factory()
+                    .issue_bootstrap(&csr, &device, policy, now)
+            } else {
+                inner.ca.issuing().issue_device(&csr, &device, policy, now)
+            }
         })
         .await
         .map_err(|_| IdentityError::SignerStopped)??;

@@ -6,5 +6,6 @@ mod harness;
 mod bad_input;
 mod blocking;
 mod crash;
+mod factory;
 mod issuance;
 mod revocation;

@@ -12,8 +12,9 @@ use ironroot_pki::{
     CaDirectory, DeviceId, HierarchyPolicy, InitOptions, IssuancePolicy, KdfParams, OnlineSecrets,
     Passphrase, verify_csr,
 };
+use ironroot_server::identity::{IssuePurpose, IssueRequest};
 use ironroot_server::{Limits, Server, ServerConfig, ServerHandle};
-use ironroot_store::{Store, on_backend, sqlx};
+use ironroot_store::{CertificateKind, Store, on_backend, sqlx};
 use ironroot_testkit::pg;
 
 /// Which backend.
@@ -152,13 +153,16 @@ impl Fixture {
         v["token"].as_str().unwrap().to_owned()
     }
 
-    /// Number of certificates recorded for a device.
+    /// Number of operational certificates recorded for a device (factory credentials,
+    /// recorded too, are not counted).
     pub async fn cert_count(&self, id: &str) -> usize {
         self.store()
             .certificates_for_device(id)
             .await
             .unwrap()
-            .len()
+            .iter()
+            .filter(|c| c.kind == CertificateKind::Operational)
+            .count()
     }
 
     /// Every audit event so far.
@@ -193,10 +197,35 @@ impl Fixture {
         );
     }
 
-    /// Issues a factory (bootstrap) certificate for `id` with the CA's factory key, as a
-    /// manufacturing line would; writes key and cert PEM into the data dir; returns paths.
-    pub fn factory_credential(&self, id: &str) -> (PathBuf, PathBuf) {
+    /// Issues a factory (bootstrap) certificate for `id` as a manufacturing line does
+    /// (`ironroot ca issue --factory`): through the server's identity service, so it is
+    /// recorded and audited (the server accepts no other). The device must still be
+    /// manufactured. Writes key and cert PEM into the data dir; returns their paths.
+    pub async fn factory_credential(&self, id: &str) -> (PathBuf, PathBuf) {
         let (key, csr_der) = new_key_and_csr(self.dir.path(), &format!("factory-{id}"), Some(id));
+        let issued = self
+            .server()
+            .identity()
+            .issue(IssueRequest {
+                device: DeviceId::parse(id).unwrap(),
+                csr: std::fs::read(&csr_der).unwrap(),
+                actor: "operator:factory-line".into(),
+                source: None,
+                purpose: IssuePurpose::Factory,
+            })
+            .await
+            .expect("factory credential issued");
+        let cert_path = self.path(&format!("factory-{id}.crt.pem"));
+        std::fs::write(&cert_path, issued.pem()).unwrap();
+        (key, cert_path)
+    }
+
+    /// A factory certificate for `id` signed with the factory CA's key directly (pki only),
+    /// never recorded in the registry: what a leaked factory key or an unaudited side
+    /// channel would produce. Returns (key, cert) paths.
+    pub fn unrecorded_factory_credential(&self, id: &str) -> (PathBuf, PathBuf) {
+        let (key, csr_der) =
+            new_key_and_csr(self.dir.path(), &format!("unrecorded-{id}"), Some(id));
         let ca = online_ca(self.dir.path());
         let csr = verify_csr(&std::fs::read(&csr_der).unwrap(), &Default::default()).unwrap();
         let cert = ca
@@ -208,9 +237,23 @@ impl Fixture {
                 time::OffsetDateTime::now_utc(),
             )
             .unwrap();
-        let cert_path = self.path(&format!("factory-{id}.crt.pem"));
+        let cert_path = self.path(&format!("unrecorded-{id}.crt.pem"));
         std::fs::write(&cert_path, cert.pem()).unwrap();
         (key, cert_path)
+    }
+}
+
+/// Waits (up to 10 s) for an audit entry matching `pred`: entries about enrollments and
+/// handshakes are written after the fact, not awaited by the request.
+pub async fn wait_for_event(fx: &Fixture, pred: impl Fn(&Event) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = fx.audit_events().await;
+        if events.iter().any(&pred) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

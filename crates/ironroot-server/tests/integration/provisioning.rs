@@ -5,6 +5,7 @@ use ironroot_store::DeviceState;
 
 use crate::harness::*;
 
+mod factory;
 mod reenrollment;
 
 const PKCS10: &str = "Content-Type: application/pkcs10";
@@ -63,10 +64,15 @@ async fn bootstrap_with_claim_token(db: Db) {
     let device = fx.store().device("sensor-1").await.unwrap();
     assert_eq!(device.state, DeviceState::Provisioned);
     assert_eq!(fx.cert_count("sensor-1").await, 1);
+    // The enrollment entry is written after the response (regression: read too early, this
+    // failed now and then on a loaded machine).
+    wait_for_event(&fx, |e| {
+        e.event_type == "device.provisioned"
+            && e.subject.id == "sensor-1"
+            && e.details.get("method").map(String::as_str) == Some("claim_token")
+    })
+    .await;
     let events = fx.audit_events().await;
-    assert!(events.iter().any(|e| e.event_type == "device.provisioned"
-        && e.subject.id == "sensor-1"
-        && e.details.get("method").map(String::as_str) == Some("claim_token")));
     assert!(
         events
             .iter()
@@ -171,6 +177,16 @@ async fn est_cacerts_and_csrattrs() {
     assert_eq!(v["openapi"], "3.0.3");
     assert!(v["paths"]["/api/v1/enroll"].is_object());
     fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_credentials_must_be_recorded_and_unrevoked_sqlite() {
+    factory::factory_credentials_must_be_recorded_and_unrevoked(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_credentials_must_be_recorded_and_unrevoked_postgres() {
+    factory::factory_credentials_must_be_recorded_and_unrevoked(Db::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,19 @@ pub enum CaCommand {
     /// Batch: ironroot ca issue --csr-dir csrs/ --out-dir certs/ issues csrs/<id>.csr for device
     /// <id> into certs/<id>.crt.pem and prints {"issued":N,"failed":M,"failures":[...],
     /// "seconds":S,"per_second":R}; a bad CSR is listed in "failures" without stopping the rest.
+    ///
+    /// Factory credentials (--factory): on the manufacturing line, before the device ever talks
+    /// to the server, issue its factory certificate from the factory CA instead. It names the
+    /// device as `urn:ironroot:bootstrap:<id>`, lives 10 years (never past the factory CA), and
+    /// is good for one thing only: authenticating the device's first EST enrollment, and a
+    /// re-enrollment after its operational certificate expired while it was offline, without a
+    /// claim token. The MQTT broker never accepts it. Only for a device still `manufactured`
+    /// (its state does not change); it is recorded and audited like any certificate, so
+    /// `ca revoke --serial` (or revoking the device) stops it from enrolling. The key stays in
+    /// the device: `ironroot agent --factory-csr` makes it and writes the CSR.
+    ///
+    /// Example: ironroot ca issue --factory --device gw-1 --csr gw-1.factory.csr --out
+    /// gw-1.factory.pem --chain-out factory-chain.pem
     Issue(IssueArgs),
     /// Revoke one certificate (--serial) or a device and all its certificates (--device).
     ///
@@ -208,9 +221,13 @@ pub struct IssueArgs {
     /// Where to write the certificate (PEM).
     #[arg(long, value_name = "CERT.pem", required_unless_present = "csr_dir")]
     out: Option<PathBuf>,
-    /// Also write the CA chain (intermediate, root) here.
+    /// Also write the CA chain (intermediate, root; with --factory: factory CA, root) here.
     #[arg(long, value_name = "CHAIN.pem")]
     chain_out: Option<PathBuf>,
+    /// Issue factory credentials (bootstrap certificates from the factory CA, for devices
+    /// still manufactured) instead of operational certificates; see above.
+    #[arg(long)]
+    factory: bool,
     /// Batch: issue for every `<device-id>.csr` / `<device-id>.pem` in this directory, with
     /// one unlock of the CA key. Prints a JSON summary; exits non-zero if any failed.
     #[arg(long, value_name = "DIR", requires = "out_dir", conflicts_with_all = ["device", "out"])]

@@ -170,7 +170,8 @@ fn init_chain_crl_and_rotation_work_with_openssl() {
             .unwrap()
             .matches("BEGIN X509 CRL")
             .count(),
-        3
+        4,
+        "one CRL per trusted intermediate (two), the factory CA's, the root's"
     );
     let (ok, out) = verify(&[&chain, &crl], &["-crl_check_all"], &operator);
     assert!(ok, "{out}");

@@ -166,3 +166,92 @@ fn batch_issue_reports_bad_csrs_in_the_summary_and_openssl_verifies_the_rest() {
     assert_eq!(summary["failed"], 0);
     assert_eq!(summary["failures"].as_array().unwrap().len(), 0);
 }
+
+/// `--factory` with `--csr-dir`: factory credentials for a line of manufactured devices, the
+/// factory chain written beside them; a device that already enrolled gets none (reported in
+/// the summary), the others still do.
+#[test]
+fn factory_batch_issues_factory_credentials_for_manufactured_devices_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let csrs = tmp.path().join("csrs");
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&csrs).unwrap();
+    run_ok(&mut ironroot(&data, &["ca", "init"]));
+    for device in ["line-0001", "line-0002", "line-done"] {
+        run_ok(&mut ironroot(&data, &["device", "add", device]));
+        openssl_csr(&csrs, device, "csr");
+    }
+    // line-done already has its operational certificate (provisioned).
+    run_ok(&mut ironroot(
+        &data,
+        &[
+            "ca",
+            "issue",
+            "--device",
+            "line-done",
+            "--csr",
+            csrs.join("line-done.csr").to_str().unwrap(),
+            "--out",
+            tmp.path().join("line-done.crt.pem").to_str().unwrap(),
+        ],
+    ));
+    let mut cmd = ironroot(
+        &data,
+        &[
+            "ca",
+            "issue",
+            "--factory",
+            "--csr-dir",
+            csrs.to_str().unwrap(),
+            "--out-dir",
+            certs.to_str().unwrap(),
+        ],
+    );
+    let out = run(&mut cmd);
+    assert!(
+        !out.status.success(),
+        "line-done was refused: exit code says so"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["issued"], 2, "{summary}");
+    assert_eq!(summary["failures"][0]["file"], "line-done.csr", "{summary}");
+    assert!(
+        summary["failures"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot issue a factory certificate"),
+        "{summary}"
+    );
+    let chain = certs.join("chain.pem");
+    assert!(
+        std::fs::read_to_string(&chain)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    for device in ["line-0001", "line-0002"] {
+        let cert = certs.join(format!("{device}.crt.pem"));
+        let out = run_ok(
+            Command::new(tool("openssl"))
+                .args(["verify", "-purpose", "sslclient", "-CAfile"])
+                .arg(&chain)
+                .arg(&cert),
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": OK"));
+        let out = run_ok(
+            Command::new(tool("openssl"))
+                .args(["x509", "-noout", "-issuer", "-ext", "subjectAltName", "-in"])
+                .arg(&cert),
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("ironroot Factory CA"), "{text}");
+        assert!(
+            text.contains(&format!("urn:ironroot:bootstrap:{device}")),
+            "{text}"
+        );
+        let shown = run_ok(&mut ironroot(&data, &["device", "show", device]));
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.contains("state:        manufactured"), "{shown}");
+        assert!(shown.contains("factory active"), "{shown}");
+    }
+}

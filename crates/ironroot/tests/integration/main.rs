@@ -11,6 +11,7 @@ mod check_tls;
 mod demo;
 mod device;
 mod device_lifecycle;
+mod factory;
 mod firmware;
 mod firmware_esp;
 mod firmware_scan;

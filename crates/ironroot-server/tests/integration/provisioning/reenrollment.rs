@@ -9,6 +9,17 @@ use ironroot_store::{CertificateKind, CertificateStatus, DeviceState, NewCertifi
 use super::{PKCS10, enroll_with_token};
 use crate::harness::*;
 
+/// The operational certificates of `id` (its recorded factory credential left out).
+async fn operational(fx: &Fixture, id: &str) -> Vec<ironroot_store::Certificate> {
+    fx.store()
+        .certificates_for_device(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == CertificateKind::Operational)
+        .collect()
+}
+
 /// Factory certificate enroll, then re-enroll with the operational certificate; the old
 /// certificate retires at the first use of the new one.
 pub(super) async fn factory_enroll_reenroll_rotation(db: Db) {
@@ -21,7 +32,7 @@ pub(super) async fn factory_enroll_reenroll_rotation(db: Db) {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (fkey, fcert) = fx.factory_credential("meter-7");
+    let (fkey, fcert) = fx.factory_credential("meter-7").await;
     let (_key, _) = new_key_and_csr(fx.dir.path(), "op1", Some("meter-7"));
     let url = fx.url("/.well-known/est/simpleenroll");
     let b64 = format!("@{}", fx.path("op1.csr.b64").display());
@@ -98,7 +109,7 @@ pub(super) async fn factory_enroll_reenroll_rotation(db: Db) {
     assert_eq!(status, 200, "{body}");
     let op2 = fx.path("op2.crt.pem");
     std::fs::write(&op2, pkcs7_to_pem(fx.dir.path(), "op2", &body)).unwrap();
-    let certs = fx.store().certificates_for_device("meter-7").await.unwrap();
+    let certs = operational(&fx, "meter-7").await;
     assert_eq!(certs.len(), 2);
     assert!(
         certs.iter().all(|c| c.status == CertificateStatus::Active),
@@ -131,7 +142,7 @@ pub(super) async fn factory_enroll_reenroll_rotation(db: Db) {
         ])
         .await;
     assert_eq!(status_and_body(&out).0, 200);
-    let certs = fx.store().certificates_for_device("meter-7").await.unwrap();
+    let certs = operational(&fx, "meter-7").await;
     let revoked: Vec<_> = certs
         .iter()
         .filter(|c| c.status == CertificateStatus::Revoked)
@@ -256,6 +267,9 @@ pub(super) async fn expired_reenrollment(db: Db) {
             .await;
         assert_eq!(s, 201, "{b}");
     }
+    // Factory credentials are made on the line, before the devices ever enrolled.
+    let (fkey_late, fcert_late) = fx.factory_credential("late-1").await;
+    let (fkey_too_late, fcert_too_late) = fx.factory_credential("too-late-1").await;
     expired_operational(&fx, "late-1", time::Duration::days(2)).await;
     expired_operational(&fx, "too-late-1", time::Duration::days(20)).await;
     let url = fx.url("/.well-known/est/simplereenroll");
@@ -282,7 +296,7 @@ pub(super) async fn expired_reenrollment(db: Db) {
         "expired certificate accepted in the handshake"
     );
     // With the factory credential, within the window: accepted.
-    let (fkey, fcert) = fx.factory_credential("late-1");
+    let (fkey, fcert) = (fkey_late, fcert_late);
     let out = fx
         .curl(&[
             "--cert",
@@ -310,7 +324,7 @@ pub(super) async fn expired_reenrollment(db: Db) {
     // Beyond the window: refused, audited, nothing issued.
     new_key_and_csr(fx.dir.path(), "too-late-1-new", Some("too-late-1"));
     let b64 = format!("@{}", fx.path("too-late-1-new.csr.b64").display());
-    let (fkey, fcert) = fx.factory_credential("too-late-1");
+    let (fkey, fcert) = (fkey_too_late, fcert_too_late);
     let out = fx
         .curl(&[
             "--cert",

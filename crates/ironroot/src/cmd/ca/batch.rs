@@ -1,6 +1,7 @@
-//! `ironroot ca issue --csr-dir DIR --out-dir DIR`: a factory batch. The CA key is unlocked
-//! once; every CSR goes through the identity service exactly as a single `ca issue` does
-//! (registry record, audit entry), many at a time; a JSON summary goes to stdout.
+//! `ironroot ca issue --csr-dir DIR --out-dir DIR` (with `--factory`: factory credentials): a
+//! factory batch. The CA key is unlocked once; every CSR goes through the identity service
+//! exactly as a single `ca issue` does (registry record, audit entry), many at a time; a JSON
+//! summary goes to stdout.
 
 use std::fs;
 use std::io::IsTerminal as _;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ironroot_identity::{BATCH_CONCURRENCY, IdentityOptions, IssuePurpose, IssueRequest};
+use ironroot_identity::{BATCH_CONCURRENCY, IdentityOptions, IssueRequest};
 use ironroot_pki::DeviceId;
 
 use super::issue::open_identity;
@@ -84,7 +85,7 @@ pub(super) async fn issue_dir(a: &IssueArgs, csr_dir: &Path, out_dir: &Path) -> 
                     csr,
                     actor: CLI_ACTOR.to_owned(),
                     source: None,
-                    purpose: IssuePurpose::Manual,
+                    purpose: a.purpose(),
                 });
             }
             Err(e) => failures.push(Failure {
@@ -130,8 +131,12 @@ pub(super) async fn issue_dir(a: &IssueArgs, csr_dir: &Path, out_dir: &Path) -> 
         }
     }
     let chain = out_dir.join("chain.pem");
-    fs::write(&chain, service.chain_pem())
-        .with_context(|| format!("writing {}", chain.display()))?;
+    let chain_pem = if a.factory {
+        service.factory_chain_pem()
+    } else {
+        service.chain_pem()
+    };
+    fs::write(&chain, chain_pem).with_context(|| format!("writing {}", chain.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     let summary = Summary {
         issued,

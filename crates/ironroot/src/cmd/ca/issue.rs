@@ -29,6 +29,17 @@ pub(super) async fn open_identity(
     Ok(IdentityService::open(ca, registry, Arc::new(audit), options).await?)
 }
 
+impl IssueArgs {
+    /// What the issued certificates are: factory credentials with --factory, else manual.
+    pub(super) fn purpose(&self) -> IssuePurpose {
+        if self.factory {
+            IssuePurpose::Factory
+        } else {
+            IssuePurpose::Manual
+        }
+    }
+}
+
 pub(super) async fn issue(a: IssueArgs) -> Result<()> {
     if let (Some(csr_dir), Some(out_dir)) = (&a.csr_dir, &a.out_dir) {
         return super::batch::issue_dir(&a, csr_dir, out_dir).await;
@@ -53,15 +64,20 @@ pub(super) async fn issue(a: IssueArgs) -> Result<()> {
             csr,
             actor: CLI_ACTOR.to_owned(),
             source: None,
-            purpose: IssuePurpose::Manual,
+            purpose: a.purpose(),
         })
         .await;
     service.store().close().await;
     let issued = issued?;
     // Recorded and audited: only now does the certificate leave the process.
     fs::write(out, issued.pem()).with_context(|| format!("writing {}", out.display()))?;
+    let what = if a.factory {
+        "a factory certificate"
+    } else {
+        "a certificate"
+    };
     println!(
-        "Issued a certificate for device {device_name} (now {}):",
+        "Issued {what} for device {device_name} (now {}):",
         issued.device_state
     );
     println!("  serial       {}", issued.serial());
