@@ -516,7 +516,8 @@ impl Agent {
         let ca_now = self.ca_now();
         match self.commands.verify(payload, ca_now) {
             Ok(command) => {
-                self.observer.command_accepted(&self.cfg.device_id, &command);
+                self.observer
+                    .command_accepted(&self.cfg.device_id, &command);
                 match command.kind() {
                     CommandKind::Decommission => self.decommission(),
                 }

@@ -70,8 +70,8 @@ pub use hierarchy::{
     sign_subordinate,
 };
 pub use identity::{
-    BOOTSTRAP_URI_PREFIX, COMMAND_SIGNER_URI, ClientIdentity, DEVICE_URI_PREFIX, IdentityError, OPERATOR_URI_PREFIX,
-    PeerKind,
+    BOOTSTRAP_URI_PREFIX, COMMAND_SIGNER_URI, ClientIdentity, DEVICE_URI_PREFIX, IdentityError,
+    OPERATOR_URI_PREFIX, PeerKind,
 };
 pub use issue::{COMMAND_SIGNER_COMMON_NAME, IssuancePolicy, ServerName};
 pub use keyfile::{KdfParams, KeyFileError, Passphrase};

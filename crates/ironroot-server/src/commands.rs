@@ -80,10 +80,7 @@ pub fn sign(ca: &ironroot_pki::OnlineCa, command: &Command) -> Result<Vec<u8>, S
     let cert =
         ca.issuing()
             .issue_command_signer(&subject, validity, &IssuancePolicy::default(), now)?;
-    let chain = [
-        cert.der().clone(),
-        ca.issuing().certificate().der().clone(),
-    ];
+    let chain = [cert.der().clone(), ca.issuing().certificate().der().clone()];
     Ok(Envelope::seal(command, &chain, |m| key.sign(m))?)
 }
 
@@ -105,7 +102,11 @@ fn uuid_v4() -> String {
     // On failure the id is still unique enough from the clock; the OS generator does not fail
     // in practice.
     if getrandom::fill(&mut b).is_err() {
-        b[..16].copy_from_slice(&time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_be_bytes());
+        b[..16].copy_from_slice(
+            &time::OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .to_be_bytes(),
+        );
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

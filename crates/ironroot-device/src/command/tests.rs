@@ -54,8 +54,8 @@ impl Pki {
     }
 
     fn with_leaf(leaf: CertificateParams) -> Self {
-        let root = CertifiedIssuer::self_signed(ca_params("root"), KeyPair::generate().unwrap())
-            .unwrap();
+        let root =
+            CertifiedIssuer::self_signed(ca_params("root"), KeyPair::generate().unwrap()).unwrap();
         let intermediate = CertifiedIssuer::signed_by(
             ca_params("intermediate"),
             KeyPair::generate().unwrap(),
@@ -63,7 +63,11 @@ impl Pki {
         )
         .unwrap();
         let signer = KeyPair::generate().unwrap();
-        let signer_der = leaf.signed_by(&signer, &intermediate).unwrap().der().clone();
+        let signer_der = leaf
+            .signed_by(&signer, &intermediate)
+            .unwrap()
+            .der()
+            .clone();
         Self {
             root_der: root.der().clone(),
             intermediate,
@@ -169,7 +173,10 @@ fn a_self_made_ca_is_not_the_root() {
     // The forger's leaf with the genuine intermediate appended does not help either.
     let mixed = Envelope::seal(
         &command("id-1"),
-        &[forger.signer_der.clone(), genuine.intermediate.der().clone()],
+        &[
+            forger.signer_der.clone(),
+            genuine.intermediate.der().clone(),
+        ],
         |m| forger.signer.sign(m),
     )
     .unwrap();
