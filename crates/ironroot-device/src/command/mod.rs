@@ -102,6 +102,25 @@ impl CommandKind {
     }
 }
 
+impl Command {
+    /// Parses a payload (strict JSON: no unknown fields; id of 1 to 64 letters, digits, '-').
+    /// Only [`CommandVerifier::verify`] calls it on received bytes, after the signature.
+    pub fn parse(payload: &[u8]) -> Result<Self, CommandError> {
+        let command: Command = serde_json::from_slice(payload)
+            .map_err(|e| CommandError::Malformed(format!("payload: {e}")))?;
+        let id_ok = !command.id.is_empty()
+            && command.id.len() <= 64
+            && command
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !id_ok {
+            return Err(CommandError::Malformed("payload: bad id".into()));
+        }
+        Ok(command)
+    }
+}
+
 impl Envelope {
     /// Signs `command` into envelope JSON bytes: `sign` gets the bytes to sign and returns the
     /// DER ECDSA signature (a server passes its signer; keys never reach this function).
@@ -316,18 +335,7 @@ impl CommandVerifier {
             &parsed.signature,
         )
         .map_err(|_| CommandError::BadSignature)?;
-        let command: Command = serde_json::from_slice(&parsed.payload)
-            .map_err(|e| CommandError::Malformed(format!("payload: {e}")))?;
-        let id_ok = !command.id.is_empty()
-            && command.id.len() <= 64
-            && command
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !id_ok {
-            return Err(CommandError::Malformed("payload: bad id".into()));
-        }
-        Ok(command)
+        Command::parse(&parsed.payload)
     }
 }
 
