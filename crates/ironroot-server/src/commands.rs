@@ -156,19 +156,22 @@ pub(crate) async fn decommission(
             .subject("device", id)
             .detail("command", command.kind.as_str())
             .detail("id", command.id.clone());
-        let sent = if online && let Some(channel) = &channel {
-            match sign(state.identity.ca(), &command) {
+        let sent = match &channel {
+            Some(channel) if online => match sign(state.identity.ca(), &command) {
                 Ok(envelope) => channel.send(id, &envelope).map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
-            }
-        } else {
-            Ok(false)
+            },
+            _ => Ok(false),
         };
         match sent {
             Ok(true) => {
                 command_sent = true;
                 confirmed = wait_disconnected(channel.as_deref(), id, ACK_TIMEOUT).await;
+                if !confirmed {
+                    event = event.detail("reason", "no_disconnect");
+                }
             }
+            Ok(false) if online => event = event.detail("reason", "not_subscribed"),
             Ok(false) => event = event.detail("reason", "device_offline"),
             Err(e) => {
                 log::warn!("decommission command for {id} not sent: {e}");

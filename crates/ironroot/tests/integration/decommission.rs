@@ -13,10 +13,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ironroot_device::command::{Command as DeviceCommand, CommandKind, Envelope};
+use ironroot_device::command::{
+    Command as DeviceCommand, CommandError, CommandKind, CommandVerifier, Envelope,
+};
 use ironroot_element::{Huk, KeyStorage, SecureElement as _, SoftwareElement};
 use ironroot_pki::{CaDirectory, OnlineCa, OnlineSecrets, Passphrase};
-use ironroot_testkit::mqtt::{self, ClientTls};
+use ironroot_testkit::mqtt::{self, Background, ClientTls};
 use ironroot_testkit::{run_ok, tool};
 
 use crate::support::{self, Proc, ironroot};
@@ -47,10 +49,15 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// A back-office client, `backend-1`, with a policy that lets it publish on gw-1's commands
-/// topic: an openssl key, a certificate from the data directory's CA.
-fn backend(tmp: &Path, dir: &Path) {
-    run_ok(&mut ironroot(dir, &["device", "add", "backend-1"]));
+/// An MQTT client certificate for `id` from the data directory's CA (openssl key, CSR,
+/// `ironroot ca issue`), in `tmp/<id>.crt` and `tmp/<id>.key`.
+fn client_certificate(tmp: &Path, dir: &Path, id: &str) {
+    run_ok(&mut ironroot(dir, &["device", "add", id]));
+    let (key, csr, crt) = (
+        tmp.join(format!("{id}.key")),
+        tmp.join(format!("{id}.csr")),
+        tmp.join(format!("{id}.crt")),
+    );
     run_ok(
         Command::new(tool("openssl"))
             .args(["req", "-new", "-newkey", "ec", "-pkeyopt"])
@@ -58,27 +65,55 @@ fn backend(tmp: &Path, dir: &Path) {
                 "ec_paramgen_curve:P-256",
                 "-nodes",
                 "-subj",
-                "/CN=backend-1",
+                &format!("/CN={id}"),
             ])
             .arg("-keyout")
-            .arg(tmp.join("backend-1.key"))
+            .arg(&key)
             .arg("-out")
-            .arg(tmp.join("backend-1.csr")),
+            .arg(&csr),
     );
-    let (csr, crt) = (tmp.join("backend-1.csr"), tmp.join("backend-1.crt"));
     run_ok(&mut ironroot(
         dir,
         &[
             "ca",
             "issue",
             "--device",
-            "backend-1",
+            id,
             "--csr",
             csr.to_str().unwrap(),
             "--out",
             crt.to_str().unwrap(),
         ],
     ));
+}
+
+/// `mosquitto_pub` / `mosquitto_sub` as `id` (MQTT 5) against the node's broker.
+fn mosquitto(tool_name: &str, tmp: &Path, dir: &Path, id: &str) -> Command {
+    let port: u16 = std::fs::read_to_string(dir.join(ironroot_node::MQTT_ADDR_FILE))
+        .unwrap()
+        .trim()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let (ca, cert, key) = (
+        dir.join("pki/root.crt.pem"),
+        tmp.join(format!("{id}.crt")),
+        tmp.join(format!("{id}.key")),
+    );
+    let tls = ClientTls {
+        ca_file: &ca,
+        cert: &cert,
+        key: &key,
+    };
+    mqtt::mosquitto(tool_name, port, tls, id, true)
+}
+
+/// A back-office client, `backend-1`, with a policy that lets it publish on gw-1's commands
+/// topic.
+fn backend(tmp: &Path, dir: &Path) {
+    client_certificate(tmp, dir, "backend-1");
     let policy = tmp.join("commander.json");
     std::fs::write(
         &policy,
@@ -105,28 +140,10 @@ fn backend(tmp: &Path, dir: &Path) {
 
 /// Publishes `envelope` on gw-1's commands topic as backend-1 (QoS 1).
 fn publish(tmp: &Path, dir: &Path, envelope: &[u8]) {
-    let port: u16 = std::fs::read_to_string(dir.join(ironroot_node::MQTT_ADDR_FILE))
-        .unwrap()
-        .trim()
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
     let file = tmp.join("envelope.json");
     std::fs::write(&file, envelope).unwrap();
-    let (ca, cert, key) = (
-        dir.join("pki/root.crt.pem"),
-        tmp.join("backend-1.crt"),
-        tmp.join("backend-1.key"),
-    );
-    let tls = ClientTls {
-        ca_file: &ca,
-        cert: &cert,
-        key: &key,
-    };
     run_ok(
-        mqtt::mosquitto("mosquitto_pub", port, tls, "backend-1", true)
+        mosquitto("mosquitto_pub", tmp, dir, "backend-1")
             .args(["-t", "devices/gw-1/commands", "-q", "1", "-f"])
             .arg(&file),
     );
@@ -342,4 +359,68 @@ fn decommission_destroys_the_keys_of_a_connected_agent_and_forged_commands_are_i
     assert_eq!(d["reason"], "device_offline", "{events:#?}");
     assert_eq!(d["keys_destroyed_confirmed"], "false", "{events:#?}");
     assert_eq!(d["delivered"], "false", "{events:#?}");
+}
+
+/// A connected client that receives the command but does not act on it and stays connected
+/// (not an ironroot agent; `mosquitto_sub -C 1` would count as an acknowledgement, since the
+/// acknowledgement is the end of the session): the decommission waits its 5 s, retires the device anyway and says the keys were
+/// not confirmed destroyed. The envelope it captured off the wire is what the server really
+/// sends: the device-side verifier accepts it once for that device, then refuses the replay.
+#[test]
+fn a_device_that_ignores_the_command_is_retired_unconfirmed_and_the_captured_command_cannot_be_replayed()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    let (_server, dir) = support::up_on_free_ports(tmp, &[]);
+    client_certificate(tmp, &dir, "gw-3");
+    let mut sub = Background::spawn(mqtt::line_buffered(
+        mosquitto("mosquitto_sub", tmp, &dir, "gw-3").args([
+            "-t",
+            "devices/gw-3/commands",
+            "-q",
+            "1",
+            "-d",
+        ]),
+    ));
+    assert!(
+        sub.wait_line("received SUBACK", Duration::from_secs(15)),
+        "gw-3 did not subscribe"
+    );
+    let started = Instant::now();
+    let out = run_ok(&mut ironroot(&dir, &["device", "decommission", "gw-3"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("decommissioned device gw-3"), "{text}");
+    assert!(text.contains("did not disconnect in time"), "{text}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let d = &audit_json(&dir, "gw-3", "device.command")[0]["details"];
+    assert_eq!(d["delivered"], "true");
+    assert_eq!(d["keys_destroyed_confirmed"], "false");
+    assert_eq!(d["reason"], "no_disconnect");
+
+    // Retired: the revocation cuts the silent client's session.
+    let (_, lines) = sub.finish(Duration::from_secs(10));
+    let envelope = lines
+        .iter()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no envelope received: {lines:#?}"));
+    let trust =
+        ironroot_device::TrustAnchor::from_pem(&std::fs::read(dir.join("pki/chain.pem")).unwrap())
+            .unwrap();
+    let mut verifier = CommandVerifier::new(trust.anchors(), "gw-3");
+    let ok = verifier.verify(envelope.as_bytes(), now()).unwrap();
+    assert_eq!(ok.kind(), CommandKind::Decommission);
+    assert_eq!(
+        verifier.verify(envelope.as_bytes(), now()),
+        Err(CommandError::Replayed(ok.id().to_owned()))
+    );
+    // The same genuine bytes mean nothing to another device.
+    let mut other = CommandVerifier::new(trust.anchors(), "gw-1");
+    assert_eq!(
+        other.verify(envelope.as_bytes(), now()),
+        Err(CommandError::WrongDevice("gw-3".into()))
+    );
 }
