@@ -91,6 +91,8 @@ event_kinds! {
     DeviceProvisioned = "device.provisioned", subject "`device`", actor "`device:<id>`";
     /// A device's lifecycle state changed (revoke, decommission, quarantine, release); detail `to` is the new state.
     DeviceStateChanged = "device.state_changed", subject "`device`", actor "operator";
+    /// A signed command was sent to a device over MQTT (details `command`, `id`, `delivered`, `keys_destroyed_confirmed`, `reason` when not confirmed: `device_offline`, `not_subscribed`, `not_sent`, `no_disconnect`); `failure` unless the device disconnected after it (its keys destroyed).
+    DeviceCommand = "device.command", subject "`device`", actor "operator";
     /// A policy document was stored (a new version when the name exists); recorded before the registry commit.
     PolicyCreate = "policy.create", subject "`policy`", actor "operator";
     /// A policy was attached to a device or group (details `target_kind`, `target`); recorded before the registry commit.

@@ -451,6 +451,23 @@ impl BrokerHandle {
         MetricsHandle(Arc::downgrade(&self.inner.hub))
     }
 
+    /// Publishes `payload` on `topic` as the broker itself (no client session; each
+    /// subscriber's `iot:Receive` decides), bounded and counted: see [`crate::SystemPublisher`].
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: crate::SystemQos,
+    ) -> Result<crate::Published, crate::PublishError> {
+        self.system_publisher().publish(topic, payload, qos)
+    }
+
+    /// A handle for [`BrokerHandle::publish`] and [`BrokerHandle::is_connected`] that does not
+    /// keep the broker alive (the server holds one to send commands to devices).
+    pub fn system_publisher(&self) -> crate::SystemPublisher {
+        crate::SystemPublisher::new(&self.inner.hub)
+    }
+
     /// Stops the broker: closes every connection (v5 clients get DISCONNECT `0x8B`), stops the
     /// listeners and joins the threads. Dropping the last handle does the same.
     pub fn shutdown(self) {

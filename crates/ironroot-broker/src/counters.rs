@@ -175,6 +175,10 @@ pub struct BrokerStats {
     /// Of those, deliveries dropped because the subscriber did not drain its queue within
     /// `Limits::backpressure_timeout`.
     pub backpressure_timeouts: u64,
+    /// Messages the broker published itself ([`crate::SystemPublisher::publish`]).
+    pub system_published: u64,
+    /// System publishes refused (invalid topic, too large, over the memory budget).
+    pub system_refused: u64,
 }
 
 #[cfg(test)]

@@ -77,6 +77,9 @@ pub(crate) struct HubStats {
     pub(crate) tls_failures: AtomicU64,
     pub(crate) backpressure_waits: AtomicU64,
     pub(crate) backpressure_timeouts: AtomicU64,
+    /// Messages published as the broker ([`crate::SystemPublisher`]), and those refused.
+    pub(crate) system_published: AtomicU64,
+    pub(crate) system_refused: AtomicU64,
 }
 
 /// Shared broker state.
@@ -376,6 +379,8 @@ impl Hub {
             tls_handshake_failures: self.stats.tls_failures.load(Ordering::Relaxed),
             backpressure_waits: self.stats.backpressure_waits.load(Ordering::Relaxed),
             backpressure_timeouts: self.stats.backpressure_timeouts.load(Ordering::Relaxed),
+            system_published: self.stats.system_published.load(Ordering::Relaxed),
+            system_refused: self.stats.system_refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -15,6 +15,7 @@
 //!   SUBSCRIBE ─iot:Subscribe(filter)─▶ trie + retained (iot:Receive)       │ delivery task
 //!                                                                          ▼ (owning worker)
 //!   BrokerHandle: kick · revoke_serial · set_quarantine · policy_changed ──▶ live sessions
+//!   BrokerHandle::publish (system origin, bounded, counted) ──▶ route ──▶ subscribers
 //!   events ──▶ EventSink (audit log, defender)      counters ──▶ device_stats()
 //! ```
 //!
@@ -63,6 +64,7 @@ pub mod policy;
 mod registry;
 mod retain;
 mod session;
+mod system;
 pub mod tls;
 pub mod topic;
 mod trie;
@@ -83,3 +85,4 @@ pub use identity::{
     ClientIdError, DeviceIdentity, IdentityError, MAX_CLIENT_ID_BYTES, validate_client_id,
 };
 pub use policy::{DeviceFacts, IronrootPolicies, PolicySnapshot};
+pub use system::{PublishError, Published, SystemPublisher, SystemQos};

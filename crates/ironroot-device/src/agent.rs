@@ -9,6 +9,7 @@ use ironroot_element::{DeviceSigner, SecureElement};
 use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
+use crate::command::{CommandError, CommandKind, CommandVerifier, VerifiedCommand};
 use crate::core::{Action, Backoff, CaClock, CertTimes, Event, Lifecycle, Phase};
 use crate::{
     Answer, BootReport, DeviceError, DeviceTls, EstClient, Firmware, Issued, MqttDevice,
@@ -69,6 +70,11 @@ pub trait AgentObserver: Send + Sync {
     fn certificate(&self, _device: &str, _state: &Resume) {}
     /// The cloud accepted this boot report (after connecting, and again after confirming).
     fn boot_reported(&self, _device: &str, _report: &BootReport) {}
+    /// A signed command passed every check and is being carried out.
+    fn command_accepted(&self, _device: &str, _command: &VerifiedCommand) {}
+    /// A message on the commands topic was refused (forged, replayed, expired, for another
+    /// device, malformed) and ignored.
+    fn command_refused(&self, _device: &str, _error: &CommandError) {}
 }
 
 /// What a device keeps across restarts: its certificate chain, the label of its key in the
@@ -106,6 +112,7 @@ pub struct Agent {
     firmware: Option<Box<dyn Firmware>>,
     /// Whether the cloud has this boot's report (in its latest, confirmed form).
     boot_reported: bool,
+    commands: CommandVerifier,
 }
 
 impl std::fmt::Debug for Agent {
@@ -161,6 +168,7 @@ impl Agent {
         observer: Arc<dyn AgentObserver>,
     ) -> Self {
         let backoff = cfg.backoff.clone();
+        let commands = CommandVerifier::new(cfg.trust.anchors(), cfg.device_id.clone());
         Self {
             cfg,
             element,
@@ -175,6 +183,7 @@ impl Agent {
             sequence: 0,
             firmware: None,
             boot_reported: false,
+            commands,
         }
     }
 
@@ -289,8 +298,9 @@ impl Agent {
             Action::Connect => self.connect().await,
             Action::Wait(d) => self.wait(d).await,
             Action::DestroyKeys => {
-                self.disconnect().await;
+                // Keys first: the server takes the end of the session as the acknowledgement.
                 self.destroy_keys();
+                self.disconnect().await;
                 self.report(Event::KeysDestroyed);
             }
             _ => {}
@@ -458,10 +468,12 @@ impl Agent {
         else {
             // Not connected (backoff) or no telemetry: sleep, but at most a second at a time so
             // a caller can interleave its own checks.
-            tokio::time::sleep(d.min(Duration::from_secs(1))).await;
+            self.sleep_or_command(d.min(Duration::from_secs(1))).await;
             return;
         };
-        tokio::time::sleep(d.min(interval)).await;
+        if self.sleep_or_command(d.min(interval)).await {
+            return;
+        }
         if self.session.as_mut().is_some_and(MqttDevice::poll_closed) {
             self.session = None;
             self.report(Event::Disconnected);
@@ -535,6 +547,41 @@ impl Agent {
             }
         }
         self.boot_reported = true;
+    }
+
+    /// Sleeps for `d`, or until a message arrives on the session (then handled as a command);
+    /// returns whether one arrived.
+    async fn sleep_or_command(&mut self, d: Duration) -> bool {
+        let Some(session) = self.session.as_mut() else {
+            tokio::time::sleep(d).await;
+            return false;
+        };
+        match session.next_message(d).await {
+            Ok(Some((topic, payload))) => {
+                self.handle_command(&topic, &payload);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Verifies a message from `devices/<id>/commands` ([`CommandVerifier`], at the CA-clock
+    /// estimate) and carries it out; anything else is refused, reported and ignored.
+    pub fn handle_command(&mut self, topic: &str, payload: &[u8]) {
+        if topic != format!("devices/{}/commands", self.cfg.device_id) {
+            return;
+        }
+        let ca_now = self.ca_now();
+        match self.commands.verify(payload, ca_now) {
+            Ok(command) => {
+                self.observer
+                    .command_accepted(&self.cfg.device_id, &command);
+                match command.kind() {
+                    CommandKind::Decommission => self.decommission(),
+                }
+            }
+            Err(e) => self.observer.command_refused(&self.cfg.device_id, &e),
+        }
     }
 
     /// Ends the MQTT session, if any.

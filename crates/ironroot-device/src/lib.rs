@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+pub mod command;
 pub mod core;
 mod csr;
 mod error;

@@ -43,6 +43,11 @@ impl TrustAnchor {
         })
     }
 
+    /// The trust anchors, for verifying signed commands ([`crate::command::CommandVerifier`]).
+    pub fn anchors(&self) -> Vec<rustls::pki_types::TrustAnchor<'static>> {
+        self.roots.roots.clone()
+    }
+
     /// A client configuration without a client certificate (EST with a claim token).
     pub fn anonymous_client(&self) -> Result<Arc<ClientConfig>, DeviceError> {
         let cfg = builder()?

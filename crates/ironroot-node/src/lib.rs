@@ -13,6 +13,7 @@
 //!                    Follower (the process's ONE change-feed follower) ─┘ revocations,
 //!                                                     device states, policies
 //!                    on_connect ─► CertificateUse::used (rotation first use)
+//!                    SystemPublisher ─► CommandChannel (signed commands to devices)
 //! ```
 //!
 //! Both listeners build their rustls configuration with

@@ -144,6 +144,8 @@ impl Node {
         }));
         let plane = MqttPlane::start(opts).await?;
         server.set_metrics_source(Arc::new(BrokerMetrics(plane.broker().metrics_handle())));
+        // Signed commands (decommission) reach devices through this broker, as the broker.
+        server.set_command_channel(Arc::new(BrokerCommands(plane.broker().system_publisher())));
         // First use of a rotated-to certificate on MQTT retires the previous one. Ends when the
         // plane (holding the sender) is gone.
         let hook = server.certificate_use();
@@ -209,5 +211,26 @@ struct BrokerMetrics(ironroot_broker::MetricsHandle);
 impl ironroot_server::MetricsSource for BrokerMetrics {
     fn render(&self, out: &mut String) {
         self.0.render(out);
+    }
+}
+
+/// The server's signed commands, published by the broker on `devices/<id>/commands`.
+#[derive(Debug)]
+struct BrokerCommands(ironroot_broker::SystemPublisher);
+
+impl ironroot_server::CommandChannel for BrokerCommands {
+    fn send(&self, device: &str, envelope: &[u8]) -> Result<bool, ironroot_server::ChannelError> {
+        self.0
+            .publish(
+                &format!("devices/{device}/commands"),
+                envelope,
+                ironroot_broker::SystemQos::AtLeastOnce,
+            )
+            .map(|p| p.matched > 0)
+            .map_err(|e| ironroot_server::ChannelError::Refused(e.to_string()))
+    }
+
+    fn is_connected(&self, device: &str) -> bool {
+        self.0.is_connected(device)
     }
 }

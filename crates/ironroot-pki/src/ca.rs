@@ -204,13 +204,18 @@ pub(crate) enum LeafProfile {
     Operator,
     /// serverAuth, DNS / IP SANs (intermediate).
     Server,
+    /// codeSigning, SAN URI `urn:ironroot:command-signer` (intermediate): signs commands to
+    /// devices, never accepted as a TLS peer.
+    CommandSigner,
 }
 
 impl LeafProfile {
     fn role(self) -> CaRole {
         match self {
             Self::Bootstrap => CaRole::Factory,
-            Self::Device | Self::Operator | Self::Server => CaRole::Intermediate,
+            Self::Device | Self::Operator | Self::Server | Self::CommandSigner => {
+                CaRole::Intermediate
+            }
         }
     }
 }
@@ -326,6 +331,7 @@ impl IssuingCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![match profile {
             LeafProfile::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            LeafProfile::CommandSigner => ExtendedKeyUsagePurpose::CodeSigning,
             _ => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         let cert = params

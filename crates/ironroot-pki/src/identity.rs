@@ -8,6 +8,7 @@
 //! | `urn:ironroot:device:<id>` | intermediate CA | MQTT broker, EST re-enrollment |
 //! | `urn:ironroot:bootstrap:<id>` | factory CA | enrollment only |
 //! | `urn:ironroot:operator:<name>` | intermediate CA | provisioning / admin API |
+//! | `urn:ironroot:command-signer` (codeSigning, no id) | intermediate CA | devices, for signed commands; no TLS endpoint |
 //!
 //! The subject CN repeats the id; both must agree.
 
@@ -24,6 +25,10 @@ pub const DEVICE_URI_PREFIX: &str = "urn:ironroot:device:";
 pub const BOOTSTRAP_URI_PREFIX: &str = "urn:ironroot:bootstrap:";
 /// SAN URI prefix of operator client certificates.
 pub const OPERATOR_URI_PREFIX: &str = "urn:ironroot:operator:";
+
+/// The SAN URI of command-signing certificates (with extendedKeyUsage codeSigning). It has no
+/// id part, so [`ClientIdentity::from_certificate`] never reads it as a peer identity.
+pub const COMMAND_SIGNER_URI: &str = "urn:ironroot:command-signer";
 
 /// What kind of peer a client certificate identifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,7 +13,7 @@ use crate::ca::{IssuedCertificate, IssuingCa, LeafProfile, Lifetime};
 use crate::csr::{CsrPolicy, SubjectKey, VerifiedCsr, verify_csr};
 use crate::device_id::DeviceId;
 use crate::error::IssueError;
-use crate::identity::{BOOTSTRAP_URI_PREFIX, OPERATOR_URI_PREFIX};
+use crate::identity::{BOOTSTRAP_URI_PREFIX, COMMAND_SIGNER_URI, OPERATOR_URI_PREFIX};
 
 /// How leaf certificates are issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,31 @@ impl IssuingCa {
         )
     }
 
+    /// Issues a command-signing certificate: the server signs commands to devices (e.g.
+    /// decommission) with `key` and devices accept a command only under this profile.
+    /// Subject `CN=ironroot command signer`, the only SAN is the URI
+    /// [`COMMAND_SIGNER_URI`], extendedKeyUsage codeSigning (never clientAuth or serverAuth, so
+    /// the certificate opens no TLS session), valid for `validity` after a `policy.backdate`.
+    pub fn issue_command_signer(
+        &self,
+        key: &SubjectKey,
+        validity: Duration,
+        policy: &IssuancePolicy,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCertificate, IssueError> {
+        self.sign_leaf(
+            key,
+            LeafProfile::CommandSigner,
+            COMMAND_SIGNER_COMMON_NAME,
+            vec![uri(COMMAND_SIGNER_URI.to_owned())?],
+            Lifetime {
+                validity,
+                backdate: policy.backdate,
+            },
+            now,
+        )
+    }
+
     /// Issues a TLS server certificate (HTTPS, MQTT on 8883) for the given host names and IP
     /// addresses. At least one name is required; the first is also the subject CN.
     pub fn issue_server(
@@ -181,6 +206,9 @@ impl IssuingCa {
         )
     }
 }
+
+/// Subject CN of command-signing certificates.
+pub const COMMAND_SIGNER_COMMON_NAME: &str = "ironroot command signer";
 
 /// A name a server certificate is valid for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //!   root CA (offline, P-256, key: argon2id + AES-256-GCM file)
-//!    ├── intermediate CA G<n>  (online; pathLen 0)  ── device, operator, server certificates, device CRLs
+//!    ├── intermediate CA G<n>  (online; pathLen 0)  ── device, operator, server, command-signer certificates, device CRLs
 //!    │    └── previous generation: trusted until its overlap ends
 //!    └── factory CA            (online; pathLen 0)  ── bootstrap (manufacturing) credentials
 //!
@@ -70,10 +70,10 @@ pub use hierarchy::{
     sign_subordinate,
 };
 pub use identity::{
-    BOOTSTRAP_URI_PREFIX, ClientIdentity, DEVICE_URI_PREFIX, IdentityError, OPERATOR_URI_PREFIX,
-    PeerKind,
+    BOOTSTRAP_URI_PREFIX, COMMAND_SIGNER_URI, ClientIdentity, DEVICE_URI_PREFIX, IdentityError,
+    OPERATOR_URI_PREFIX, PeerKind,
 };
-pub use issue::{IssuancePolicy, ServerName};
+pub use issue::{COMMAND_SIGNER_COMMON_NAME, IssuancePolicy, ServerName};
 pub use keyfile::{KdfParams, KeyFileError, Passphrase};
 pub use pkcs11::{Pin, Pkcs11KeyRef, Pkcs11Signer, SESSION_POOL};
 pub use revocation::{Crl, RevocationReason, RevocationSet, RevokedEntry};

@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub claims: ironroot_store::GroupCommitter,
     /// What `/metrics` renders beyond the server's own line (a node's broker), set once.
     pub metrics: std::sync::OnceLock<std::sync::Arc<dyn crate::MetricsSource>>,
+    /// Where signed commands to devices go (a node's broker), set once.
+    pub commands: std::sync::OnceLock<std::sync::Arc<dyn crate::CommandChannel>>,
 }
 
 pub(crate) type Shared = Arc<AppState>;

@@ -13,6 +13,7 @@
 //!  operator ──Bearer admin.token | operator cert──► /api/v1/devices[/import|/{id}[/claim|/revoke|/decommission]]
 //!                                                   /api/v1/groups/{name}/claim
 //!                               every step ──► audit log;  certificates ──► identity service ──► registry
+//!  decommission ──signed command (commands)──► CommandChannel (the node's broker) ──► devices/{id}/commands
 //! ```
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod app;
 pub mod auth;
 pub mod claims;
 pub mod client;
+pub mod commands;
 pub mod config;
 mod error;
 mod est;
@@ -36,6 +38,7 @@ mod routes;
 mod server;
 pub mod tls;
 
+pub use commands::{ChannelError, CommandChannel};
 pub use config::{EnrollmentRules, Limits, ServerConfig};
 pub use error::{ApiError, OperatorError, StartError};
 pub use metrics::MetricsSource;

@@ -353,7 +353,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             "/api/v1/devices/{id}/decommission",
             crate::operator::decommission,
             json!({
-                "summary": "Retire the device for good (revokes first)",
+                "summary": "Retire the device for good: a connected device gets a signed decommission command (it destroys its keys and disconnects; waited for up to 5 s), then the device is revoked and retired, connected or not",
                 "security": [{"adminToken": []}, {"clientCertificate": []}],
                 "responses": {
                     "200": {

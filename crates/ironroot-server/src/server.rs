@@ -121,6 +121,13 @@ impl ServerHandle {
         self.state.metrics.set(source).is_ok()
     }
 
+    /// Attaches where signed commands to devices go (a node's MQTT broker). Without one, a
+    /// decommission still revokes and retires, and says the keys were not destroyed remotely.
+    /// Only the first call takes effect; `false` when a channel was attached already.
+    pub fn set_command_channel(&self, channel: Arc<dyn crate::CommandChannel>) -> bool {
+        self.state.commands.set(channel).is_ok()
+    }
+
     /// Stops accepting, lets open requests finish (up to 5 s), and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -345,6 +352,7 @@ impl Server {
             rotations,
             claims: claims_committer,
             metrics: std::sync::OnceLock::new(),
+            commands: std::sync::OnceLock::new(),
         });
         let _ = audit
             .record(

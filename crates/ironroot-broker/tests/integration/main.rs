@@ -14,4 +14,5 @@ mod overload;
 mod raw;
 mod refusals;
 mod storm;
+mod system;
 mod tls;

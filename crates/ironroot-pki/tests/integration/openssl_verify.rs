@@ -240,3 +240,46 @@ fn ca_certificates_have_the_documented_constraints() {
     let op = openssl_text(&ca.dir.path().join("operator.crt.pem"));
     assert!(op.contains("URI:urn:ironroot:operator:admin"), "{op}");
 }
+
+/// The command-signer profile: chains to the root under openssl, carries codeSigning and the
+/// `urn:ironroot:command-signer` URI only, is refused as a TLS client certificate by openssl
+/// and is no peer identity for ironroot's own TLS endpoints.
+#[test]
+fn command_signer_certificate_is_code_signing_only() {
+    let ca = TestCa::new();
+    let key = SoftwareKey::generate().unwrap();
+    let subject = SubjectKey::p256(key.public_key()).unwrap();
+    let cert = ca
+        .online
+        .issuing()
+        .issue_command_signer(
+            &subject,
+            time::Duration::minutes(15),
+            &IssuancePolicy::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let leaf = ca.write("signer.pem", cert.pem());
+    let chain = ca.write(
+        "chain.pem",
+        ca.dir.chain_pem(OffsetDateTime::now_utc()).unwrap(),
+    );
+    let cafile = chain.to_str().unwrap();
+    let (ok, out) = openssl_verify(&["-CAfile", cafile, "-purpose", "any"], &leaf);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl_verify(&["-CAfile", cafile, "-purpose", "sslclient"], &leaf);
+    assert!(!ok, "a command signer must not pass as a TLS client: {out}");
+    let text = openssl_text(&leaf);
+    assert!(text.contains("Code Signing"), "{text}");
+    assert!(text.contains("URI:urn:ironroot:command-signer"), "{text}");
+    assert!(!text.contains("TLS Web Client"), "{text}");
+    assert_eq!(cert.subject(), ironroot_pki::COMMAND_SIGNER_COMMON_NAME);
+    assert_eq!(
+        cert.not_after() - cert.not_before(),
+        time::Duration::minutes(20)
+    );
+    assert!(matches!(
+        ironroot_pki::ClientIdentity::from_certificate(cert.der()),
+        Err(ironroot_pki::IdentityError::NoIdentityUri)
+    ));
+}

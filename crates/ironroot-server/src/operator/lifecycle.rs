@@ -20,6 +20,14 @@ pub struct RetireResult {
     pub device: String,
     /// Serials revoked now.
     pub revoked: Vec<String>,
+    /// Decommission only: whether the signed decommission command reached the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_sent: Option<bool>,
+    /// Decommission only: whether the device ended its session after the command (it does so
+    /// once its keys are destroyed). `false`: it was offline or did not answer, so its keys
+    /// could not be destroyed remotely (it is revoked and retired all the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_destroyed_confirmed: Option<bool>,
 }
 
 pub(crate) async fn revoke(
@@ -42,8 +50,15 @@ pub(crate) async fn decommission(
 ) -> Result<Json<RetireResult>, OperatorError> {
     let actor = operator(&state, &conn, &headers, "devices.decommission").await?;
     let device = device_id(&id)?;
-    let result = state.identity.decommission(&device, &actor).await;
-    retire_answer(&state, actor, id, result).await
+    let result = crate::commands::decommission(&state, &device, &actor).await;
+    let (command_sent, confirmed) = match &result {
+        Ok(d) => (Some(d.command_sent), Some(d.keys_destroyed_confirmed)),
+        Err(_) => (None, None),
+    };
+    let mut answer = retire_answer(&state, actor, id, result.map(|d| d.revoked)).await?;
+    answer.command_sent = command_sent;
+    answer.keys_destroyed_confirmed = confirmed;
+    Ok(answer)
 }
 
 /// The answer to revoke/decommission; a refusal is audited with the identity service's reason.
@@ -57,6 +72,8 @@ async fn retire_answer(
         Ok(certs) => Ok(Json(RetireResult {
             device: id,
             revoked: certs.into_iter().map(|c| c.serial.to_string()).collect(),
+            command_sent: None,
+            keys_destroyed_confirmed: None,
         })),
         Err(e) => {
             let _ = state

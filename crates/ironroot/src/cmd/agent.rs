@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ironroot_device::core::Backoff;
+use ironroot_device::command::{CommandError, VerifiedCommand};
+use ironroot_device::core::{Backoff, Phase};
 use ironroot_device::{
     Agent, AgentConfig, AgentObserver, Bootstrap, DeviceError, DeviceTls, EstClient, MqttTarget,
     Resume, TrustAnchor,
@@ -36,7 +37,9 @@ const FACTORY_KEY: &str = "factory";
 /// enroll over EST with a claim token, connect over mutual-TLS MQTT, send telemetry to
 /// devices/<id>/telemetry, renew at two thirds of the certificate's life with a fresh key,
 /// and reconnect with exponential backoff and full jitter after any outage. Restarts resume
-/// from --state-dir. Stops on SIGINT/SIGTERM.
+/// from --state-dir. Stops on SIGINT/SIGTERM. A decommission command signed under the
+/// trusted root (`ironroot device decommission`) destroys the keys in the element, removes
+/// the saved identity and exits 0; forged, replayed or expired commands are logged and ignored.
 ///
 /// Instead of a claim token a device can bootstrap with a factory certificate: on the
 /// manufacturing line, `--factory-csr` makes the factory key inside the element and writes its
@@ -137,6 +140,18 @@ impl AgentObserver for Log {
         eprintln!("{device}: {step} failed: {error}; retrying with backoff");
     }
 
+    fn command_accepted(&self, device: &str, command: &VerifiedCommand) {
+        eprintln!(
+            "{device}: signed {} command {} verified",
+            command.kind().as_str(),
+            command.id()
+        );
+    }
+
+    fn command_refused(&self, device: &str, error: &CommandError) {
+        eprintln!("{device}: ignored a message on the commands topic: {error}");
+    }
+
     fn certificate(&self, device: &str, state: &Resume) {
         if let Err(e) = save(&self.state_dir, state) {
             eprintln!("{device}: cannot save the new identity: {e:#}");
@@ -183,6 +198,21 @@ fn load(dir: &Path) -> Result<Option<Resume>> {
         issued_at,
         clock_offset,
     }))
+}
+
+/// Removes the saved certificates (operational and factory) and lifecycle state after a
+/// decommission (the keys are gone from the element already), so a restart does not try to
+/// resume or re-enroll a dead identity.
+fn forget_identity(dir: &Path) -> Result<()> {
+    for name in [STATE_FILE, CHAIN_FILE, FACTORY_CERT_FILE] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    }
+    Ok(())
 }
 
 /// The device's element: the PKCS#11 token when a module is given, else the sealed software
@@ -314,7 +344,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("cannot create {}", args.state_dir.display()))?;
     let element = open_element(&args)?;
-    eprintln!("{}: keys in {}", args.device_id, element.describe());
+    let element_name = element.describe();
+    eprintln!("{}: keys in {element_name}", args.device_id);
     if let Some(out) = &args.factory_csr {
         return factory_csr(&args, element.as_ref(), out);
     }
@@ -354,6 +385,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let kept = element.clone();
     runtime.block_on(async {
         let mut agent = match saved {
             Some(state) => {
@@ -363,7 +395,19 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             None => Agent::new(cfg, element, observer),
         };
         agent.run(shutdown()).await;
-        eprintln!("{}: stopped", args.device_id);
+        if agent.phase() == Phase::Decommissioned {
+            // The factory credential goes too: a decommissioned device cannot re-enroll.
+            let _ = kept.destroy(FACTORY_KEY);
+            forget_identity(&args.state_dir)?;
+            eprintln!(
+                "{}: decommissioned by a signed command: keys destroyed in {}, identity removed from {}; exiting",
+                args.device_id,
+                element_name,
+                args.state_dir.display()
+            );
+        } else {
+            eprintln!("{}: stopped", args.device_id);
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -182,7 +182,9 @@ pub(crate) enum DeviceCommand {
         /// Device id.
         id: String,
     },
-    /// Retire a device for good (revokes it first if needed). Needs the server.
+    /// Retire a device for good (revokes it first if needed). A connected device first gets a
+    /// signed decommission command: it destroys its keys in its element and disconnects (the
+    /// answer says whether that was confirmed). Needs the server.
     Decommission {
         #[command(flatten)]
         store: StoreArgs,

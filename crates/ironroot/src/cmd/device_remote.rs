@@ -347,6 +347,23 @@ async fn run(remote: &Remote, cmd: &DeviceCommand) -> Result<String> {
                 r.device,
                 r.revoked.len()
             )?;
+            match r.keys_destroyed_confirmed {
+                Some(true) => writeln!(
+                    out,
+                    "the device verified the signed command, destroyed its keys and disconnected"
+                )?,
+                Some(false) if r.command_sent == Some(true) => writeln!(
+                    out,
+                    "the signed command was sent, but the device did not disconnect in time: \
+                     its keys may still exist (it is revoked all the same)"
+                )?,
+                Some(false) => writeln!(
+                    out,
+                    "the device was not connected: its keys could not be destroyed remotely \
+                     (it is revoked all the same)"
+                )?,
+                None => {}
+            }
         }
         DeviceCommand::Quarantine { id, .. } | DeviceCommand::Release { id, .. } => {
             let verb = if matches!(cmd, DeviceCommand::Quarantine { .. }) {

@@ -8,6 +8,7 @@ mod ca;
 mod ca_batch;
 mod ca_identity;
 mod check_tls;
+mod decommission;
 mod demo;
 mod device;
 mod device_lifecycle;
