@@ -16,6 +16,9 @@ use crate::{
     MqttTarget, TrustAnchor,
 };
 
+/// How many times one connection tries to deliver a boot report before waiting for the next.
+const BOOT_REPORT_ATTEMPTS: u32 = 8;
+
 /// The credential a device enrolls with the first time (and after expiry).
 pub enum Bootstrap {
     /// A one-time (or group, quota-limited) claim token, sent as HTTP Basic `id:token`.
@@ -521,10 +524,19 @@ impl Agent {
         }
         let id = &self.cfg.device_id;
         let mut report = firmware.boot_report();
+        // A busy server (429, a timeout) is retried with full-jitter backoff; a refusal of the
+        // report itself (400, 403) is not.
+        let mut backoff = self.cfg.backoff.clone();
+        backoff.reset();
         loop {
             if let Err(e) = self.cfg.est.report_boot(tls, id, &report).await {
                 self.observer.failed(id, "boot-report", &e);
-                return;
+                let retry = !matches!(e, DeviceError::Refused { status, .. } if status != 429);
+                if !retry || backoff.attempts() >= BOOT_REPORT_ATTEMPTS {
+                    return;
+                }
+                tokio::time::sleep(backoff.next_delay(Self::jitter())).await;
+                continue;
             }
             self.observer.boot_reported(id, &report);
             if !report.trial {

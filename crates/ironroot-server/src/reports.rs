@@ -101,7 +101,7 @@ pub(crate) async fn post_boot_report(
 }
 
 /// `GET /api/v1/devices/{id}/boot-report`: the device's latest boot report, as it sent it,
-/// with the time the server received it.
+/// with the time the server received it (`report: null` before the first one).
 pub(crate) async fn get_boot_report(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
@@ -119,13 +119,10 @@ pub(crate) async fn get_boot_report(
         .boot_report(&id)
         .await
         .map_err(|e| OperatorError::store(&e))?;
+    // A registered device that never reported: 200 with nulls (the device exists; a 404
+    // would say it does not).
     let Some(record) = record else {
-        return Err(OperatorError::field(
-            ApiError::NotFound,
-            "id",
-            format!("device {id} has not sent a boot report yet"),
-            "devices send one after each boot, once connected",
-        ));
+        return Ok(Json(json!({"device": id, "received_at": null, "report": null})));
     };
     let report: Value = serde_json::from_str(&record.report).unwrap_or(Value::Null);
     Ok(Json(json!({

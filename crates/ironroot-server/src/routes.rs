@@ -284,7 +284,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             "/api/v1/devices/{id}/boot-report",
             crate::reports::get_boot_report,
             json!({
-                "summary": "The device's latest boot report and when it was received",
+                "summary": "The device's latest boot report and when it was received (report null before the first)",
                 "security": [{"adminToken": []}, {"clientCertificate": []}],
                 "responses": {
                     "200": {
@@ -295,7 +295,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                             "report": {"$ref": "#/components/schemas/BootReport"}
                         }}}}
                     },
-                    "404": {"description": "unknown device, or no report yet"}
+                    "404": {"description": "unknown device"}
                 }
             }),
         ),

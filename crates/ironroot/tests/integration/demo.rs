@@ -83,7 +83,12 @@ fn demo_runs_the_whole_chain() {
         "{stdout}"
     );
     assert!(stdout.contains("audit log intact"), "{stdout}");
-    // The fleet: 200 simulated devices connected, and every attack refused and audited.
+    // The fleet: 200 simulated devices booted through secure boot and reported it, connected,
+    // and every attack (the two firmware attacks among them) refused and audited.
+    assert!(
+        stdout.contains("booted firmware 1.0.0+0 and reported it: 200 devices"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("provisioned 200 / connected 200 of 200 devices"),
         "{stdout}"
@@ -92,14 +97,24 @@ fn demo_runs_the_whole_chain() {
         .lines()
         .filter(|l| l.starts_with("attack "))
         .collect();
-    assert_eq!(attack_lines.len(), 6, "{stdout}");
+    assert_eq!(attack_lines.len(), 8, "{stdout}");
+    for name in ["firmware_signed_with_wrong_key", "downgrade_image"] {
+        assert!(
+            attack_lines.iter().any(|l| l.contains(name)),
+            "{name} missing:\n{stdout}"
+        );
+    }
     assert!(
         attack_lines
             .iter()
             .all(|l| l.ends_with("-> refused and audited")),
         "{stdout}"
     );
-    assert!(stdout.contains("6 of 6 refused and audited"), "{stdout}");
+    assert!(stdout.contains("8 of 8 refused and audited"), "{stdout}");
+    assert!(
+        stdout.contains("200 of 200 devices booted 1.0.0+0 through secure boot"),
+        "{stdout}"
+    );
     for event in ["cert.issued", "mqtt.denied", "cert.revoked", "mqtt.kick"] {
         assert!(
             stdout.contains(event),
