@@ -122,7 +122,9 @@ pub(crate) async fn get_boot_report(
     // A registered device that never reported: 200 with nulls (the device exists; a 404
     // would say it does not).
     let Some(record) = record else {
-        return Ok(Json(json!({"device": id, "received_at": null, "report": null})));
+        return Ok(Json(
+            json!({"device": id, "received_at": null, "report": null}),
+        ));
     };
     let report: Value = serde_json::from_str(&record.report).unwrap_or(Value::Null);
     Ok(Json(json!({
