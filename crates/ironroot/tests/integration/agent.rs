@@ -3,7 +3,6 @@
 //! reconnects on its own; restarted itself, it resumes from its state directory with the key
 //! sealed in its element (no second enrollment: the claim token was single-use).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ironroot_testkit::run_ok;
 
-use crate::support::{self, Proc, free_port, ironroot};
+use crate::support::{self, Proc, free_port, ironroot, spawn_lines, wait_for};
 
 fn up(dir: &Path, api: u16, mqtt: u16, log: &Path) -> Proc {
     up_with(dir, api, mqtt, log, &[])
@@ -59,40 +58,7 @@ fn agent_with(
         ],
     );
     cmd.args(extra).envs(env.iter().cloned());
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (Proc(child), rx)
-}
-
-/// Waits for a line containing `needle`; returns every line seen until then.
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no {needle:?} within {timeout:?}; saw {seen:#?}"),
-        }
-    }
+    spawn_lines(&mut cmd)
 }
 
 fn audit_count(dir: &Path, kind: &str) -> usize {

@@ -7,7 +7,6 @@
 //! expired, with a payload swapped under a genuine signature. A device that is offline is
 //! retired all the same, and the answer says its keys could not be destroyed.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -21,7 +20,7 @@ use ironroot_pki::{CaDirectory, OnlineCa, OnlineSecrets, Passphrase};
 use ironroot_testkit::mqtt::{self, Background, ClientTls};
 use ironroot_testkit::{run_ok, tool};
 
-use crate::support::{self, Proc, ironroot};
+use crate::support::{self, Proc, ironroot, spawn_lines, wait_for};
 
 /// The online CA of a data directory, opened the way the server does.
 fn online_ca(dir: &Path) -> OnlineCa {
@@ -153,7 +152,7 @@ fn publish(tmp: &Path, dir: &Path, envelope: &[u8]) {
 fn agent(tmp: &Path, dir: &Path) -> (Proc, mpsc::Receiver<String>) {
     let server = std::fs::read_to_string(dir.join("server.url")).unwrap();
     let mqtt = std::fs::read_to_string(dir.join(ironroot_node::MQTT_ADDR_FILE)).unwrap();
-    let mut child = ironroot(
+    spawn_lines(&mut ironroot(
         dir,
         &[
             "agent",
@@ -172,39 +171,7 @@ fn agent(tmp: &Path, dir: &Path) -> (Proc, mpsc::Receiver<String>) {
             "--telemetry-interval",
             "1s",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    (Proc(child), rx)
-}
-
-/// Waits for a line containing `needle`; returns every line seen until then.
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no {needle:?} within {timeout:?}; saw {seen:#?}"),
-        }
-    }
+    ))
 }
 
 fn audit_json(dir: &Path, device: &str, kind: &str) -> Vec<serde_json::Value> {

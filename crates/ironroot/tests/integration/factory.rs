@@ -5,7 +5,6 @@
 //! its operational certificate expired while it was offline re-enrolls with the same factory
 //! certificate. A factory certificate revoked with `ca revoke --serial` no longer enrolls.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use ironroot_testkit::{run, run_ok, tool};
 
-use crate::support::{Proc, ironroot, up_on_free_ports};
+use crate::support::{Proc, ironroot, spawn_lines, up_on_free_ports, wait_for};
 
 /// Where the running server is.
 struct Server {
@@ -45,21 +44,7 @@ impl Server {
             ],
         );
         cmd.args(extra);
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        (Proc(child), rx)
+        spawn_lines(&mut cmd)
     }
 
     /// The audit entries about `id` of kind `kind`, as JSON.
@@ -106,25 +91,6 @@ impl Server {
             "{text}"
         );
         cert
-    }
-}
-
-/// Waits for a line containing `needle`; returns every line seen until then.
-fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.contains(needle);
-                seen.push(line);
-                if hit {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("no {needle:?} within {timeout:?}; saw {seen:#?}"),
-        }
     }
 }
 

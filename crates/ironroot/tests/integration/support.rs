@@ -1,8 +1,10 @@
 //! What the device-side tests of the `ironroot` binary share: the binary with a clean
 //! environment, free ports, and a running `ironroot up` that is stopped with SIGTERM.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// `ironroot ARGS` on data directory `data_dir`, with no inherited server, token or passphrase.
@@ -92,4 +94,42 @@ pub fn up_on_free_ports(tmp: &Path, extra: &[&str]) -> (Proc, PathBuf) {
     let mut args = vec!["--api-addr", "127.0.0.1:0", "--mqtt-addr", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     (up(&dir, &args, &tmp.join("up.log")), dir)
+}
+
+/// Spawns `cmd` (stdout discarded) with its stderr lines arriving on the channel, as the
+/// agent tests read what `ironroot agent` says it did.
+pub fn spawn_lines(cmd: &mut Command) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Proc(child), rx)
+}
+
+/// Waits for a line containing `needle`; returns every line seen until then.
+pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no {needle:?} within {timeout:?}; saw {seen:#?}"),
+        }
+    }
 }

@@ -9,15 +9,15 @@ use ironroot_element::{DeviceSigner, SecureElement};
 use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
-use crate::command::{CommandError, CommandKind, CommandVerifier, VerifiedCommand};
+mod boot;
+mod commands;
+
+use crate::command::{CommandError, CommandVerifier, VerifiedCommand};
 use crate::core::{Action, Backoff, CaClock, CertTimes, Event, Lifecycle, Phase};
 use crate::{
     Answer, BootReport, DeviceError, DeviceTls, EstClient, Firmware, Issued, MqttDevice,
     MqttTarget, TrustAnchor,
 };
-
-/// How many times one connection tries to deliver a boot report before waiting for the next.
-const BOOT_REPORT_ATTEMPTS: u32 = 8;
 
 /// The credential a device enrolls with the first time (and after expiry).
 pub enum Bootstrap {
@@ -509,90 +509,6 @@ impl Agent {
                 self.session = None;
                 self.report(Event::Disconnected);
             }
-        }
-    }
-
-    /// Sends this boot's report if the cloud does not have it yet; a trial image whose report
-    /// was accepted has passed its health check and is confirmed, then reported again. A
-    /// failure is reported to the observer and retried after the next connection.
-    async fn report_boot(&mut self) {
-        let (Some(firmware), Some(tls)) = (self.firmware.as_mut(), self.tls.as_ref()) else {
-            return;
-        };
-        if self.boot_reported {
-            return;
-        }
-        let id = &self.cfg.device_id;
-        let mut report = firmware.boot_report();
-        // A busy server (429, a timeout) is retried with full-jitter backoff; a refusal of the
-        // report itself (400, 403) is not.
-        let mut backoff = self.cfg.backoff.clone();
-        backoff.reset();
-        loop {
-            if let Err(e) = self.cfg.est.report_boot(tls, id, &report).await {
-                self.observer.failed(id, "boot-report", &e);
-                let retry = !matches!(e, DeviceError::Refused { status, .. } if status != 429);
-                if !retry || backoff.attempts() >= BOOT_REPORT_ATTEMPTS {
-                    return;
-                }
-                tokio::time::sleep(backoff.next_delay(Self::jitter())).await;
-                continue;
-            }
-            self.observer.boot_reported(id, &report);
-            if !report.trial {
-                break;
-            }
-            match firmware.confirm() {
-                Ok(confirmed) if !confirmed.trial => report = confirmed,
-                Ok(_) => {
-                    let e = DeviceError::BadInput {
-                        what: "firmware",
-                        reason: "the image is still on trial after confirming".into(),
-                    };
-                    self.observer.failed(id, "confirm", &e);
-                    return;
-                }
-                Err(e) => {
-                    self.observer.failed(id, "confirm", &e);
-                    return;
-                }
-            }
-        }
-        self.boot_reported = true;
-    }
-
-    /// Sleeps for `d`, or until a message arrives on the session (then handled as a command);
-    /// returns whether one arrived.
-    async fn sleep_or_command(&mut self, d: Duration) -> bool {
-        let Some(session) = self.session.as_mut() else {
-            tokio::time::sleep(d).await;
-            return false;
-        };
-        match session.next_message(d).await {
-            Ok(Some((topic, payload))) => {
-                self.handle_command(&topic, &payload);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Verifies a message from `devices/<id>/commands` ([`CommandVerifier`], at the CA-clock
-    /// estimate) and carries it out; anything else is refused, reported and ignored.
-    pub fn handle_command(&mut self, topic: &str, payload: &[u8]) {
-        if topic != format!("devices/{}/commands", self.cfg.device_id) {
-            return;
-        }
-        let ca_now = self.ca_now();
-        match self.commands.verify(payload, ca_now) {
-            Ok(command) => {
-                self.observer
-                    .command_accepted(&self.cfg.device_id, &command);
-                match command.kind() {
-                    CommandKind::Decommission => self.decommission(),
-                }
-            }
-            Err(e) => self.observer.command_refused(&self.cfg.device_id, &e),
         }
     }
 
