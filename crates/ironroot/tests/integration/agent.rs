@@ -4,9 +4,8 @@
 //! sealed in its element (no second enrollment: the claim token was single-use).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ironroot_testkit::run_ok;
 

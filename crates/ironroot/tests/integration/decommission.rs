@@ -8,7 +8,7 @@
 //! retired all the same, and the answer says its keys could not be destroyed.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

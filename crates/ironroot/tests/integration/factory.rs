@@ -6,7 +6,7 @@
 //! certificate. A factory certificate revoked with `ca revoke --serial` no longer enrolls.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
