@@ -15,6 +15,10 @@
 //!
 //! Deliberately small: no redirects, no proxies, no cookies, no connection reuse.
 //!
+//! Plain `http://` exists for one purpose: TUF mirrors, which are untrusted by design (every
+//! byte fetched is checked against signed metadata). [`Endpoint::parse_mirror`] accepts it,
+//! [`HttpsClient::plain`] builds such a client, with the same bounds and errors.
+//!
 //! Public API: [`HttpsClient`], [`Endpoint`], [`Limits`], [`Response`], [`HttpsError`],
 //! [`parse_response`].
 #![forbid(unsafe_code)]
@@ -39,20 +43,50 @@ pub use response::{Response, parse_response};
 pub struct Endpoint {
     host: String,
     port: u16,
+    /// `http://` (no TLS): only from [`Endpoint::parse_mirror`].
+    plain: bool,
 }
 
 impl Endpoint {
     /// Parses `https://HOST[:PORT][/...]` (IPv6 hosts in brackets). Without a port,
     /// `default_port` is used, or the URL is refused when there is none.
     pub fn parse(url: &str, default_port: Option<u16>) -> Result<Self, HttpsError> {
+        let rest = url.trim().strip_prefix("https://").ok_or(HttpsError::Url {
+            url: url.to_owned(),
+            reason: "must start with https://",
+        })?;
+        Self::parse_authority(url, rest, default_port, false)
+    }
+
+    /// Parses the URL of an untrusted mirror whose content is verified by other means (TUF):
+    /// `https://HOST[:PORT]` (default port 443) or plain `http://HOST[:PORT]` (default 80).
+    pub fn parse_mirror(url: &str) -> Result<Self, HttpsError> {
+        let t = url.trim();
+        match (t.strip_prefix("https://"), t.strip_prefix("http://")) {
+            (Some(rest), _) => Self::parse_authority(url, rest, Some(443), false),
+            (None, Some(rest)) => Self::parse_authority(url, rest, Some(80), true),
+            _ => Err(HttpsError::Url {
+                url: url.to_owned(),
+                reason: "must start with https:// or http://",
+            }),
+        }
+    }
+
+    /// Whether this is a plain `http://` endpoint.
+    pub fn is_plain_http(&self) -> bool {
+        self.plain
+    }
+
+    fn parse_authority(
+        url: &str,
+        rest: &str,
+        default_port: Option<u16>,
+        plain: bool,
+    ) -> Result<Self, HttpsError> {
         let bad = |reason| HttpsError::Url {
             url: url.to_owned(),
             reason,
         };
-        let rest = url
-            .trim()
-            .strip_prefix("https://")
-            .ok_or_else(|| bad("must start with https://"))?;
         let authority = rest.split('/').next().unwrap_or_default();
         let (host, port) = match authority.strip_prefix('[') {
             Some(v6) => {
@@ -74,6 +108,7 @@ impl Endpoint {
         Ok(Self {
             host: host.to_owned(),
             port,
+            plain,
         })
     }
 
@@ -121,13 +156,15 @@ impl Default for Limits {
 pub struct HttpsClient {
     endpoint: Endpoint,
     server_name: ServerName<'static>,
-    connector: TlsConnector,
+    /// `None` for a plain `http://` mirror.
+    connector: Option<TlsConnector>,
     limits: Limits,
 }
 
 impl std::fmt::Debug for HttpsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HttpsClient(https://{})", self.endpoint.authority())
+        let scheme = if self.endpoint.plain { "http" } else { "https" };
+        write!(f, "HttpsClient({scheme}://{})", self.endpoint.authority())
     }
 }
 
@@ -135,6 +172,26 @@ impl HttpsClient {
     /// A client for `endpoint` using `config` (which decides the trusted roots and any client
     /// certificate), with the default [`Limits`].
     pub fn new(endpoint: Endpoint, config: Arc<ClientConfig>) -> Result<Self, HttpsError> {
+        Self::build(endpoint, Some(TlsConnector::from(config)))
+    }
+
+    /// A client for a plain `http://` mirror endpoint (see [`Endpoint::parse_mirror`]); an
+    /// `https://` endpoint needs [`HttpsClient::new`].
+    pub fn plain(endpoint: Endpoint) -> Result<Self, HttpsError> {
+        if !endpoint.plain {
+            return Err(HttpsError::Config(
+                "an https:// endpoint needs a TLS configuration".into(),
+            ));
+        }
+        Self::build(endpoint, None)
+    }
+
+    fn build(endpoint: Endpoint, connector: Option<TlsConnector>) -> Result<Self, HttpsError> {
+        if endpoint.plain && connector.is_some() {
+            return Err(HttpsError::Config(
+                "an http:// endpoint has no TLS (use HttpsClient::plain)".into(),
+            ));
+        }
         let server_name =
             ServerName::try_from(endpoint.host.clone()).map_err(|_| HttpsError::Url {
                 url: endpoint.authority(),
@@ -143,7 +200,7 @@ impl HttpsClient {
         Ok(Self {
             endpoint,
             server_name,
-            connector: TlsConnector::from(config),
+            connector,
             limits: Limits::default(),
         })
     }
@@ -208,14 +265,33 @@ impl HttpsClient {
                 source,
             })?;
         tcp.set_nodelay(true).map_err(io)?;
-        let mut tls = self
-            .connector
+        let Some(connector) = &self.connector else {
+            return self.talk(tcp, addr, method, path, headers, body).await;
+        };
+        let tls = connector
             .connect(self.server_name.clone(), tcp)
             .await
             .map_err(|source| HttpsError::Handshake {
                 addr: addr.to_owned(),
                 source,
             })?;
+        self.talk(tls, addr, method, path, headers, body).await
+    }
+
+    /// One request and its bounded response over an established stream (TLS or plain).
+    async fn talk<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        &self,
+        mut tls: S,
+        addr: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, HttpsError> {
+        let io = |source| HttpsError::Io {
+            addr: addr.to_owned(),
+            source,
+        };
         let mut out = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -301,6 +377,16 @@ mod tests {
                 "{bad}"
             );
         }
+        let m = Endpoint::parse_mirror("http://127.0.0.1/metadata/").unwrap();
+        assert!(m.is_plain_http() && m.port() == 80);
+        let m = Endpoint::parse_mirror("https://h:8443/").unwrap();
+        assert!(!m.is_plain_http() && m.port() == 8443);
+        assert!(Endpoint::parse_mirror("ftp://h/").is_err());
+        assert!(
+            !Endpoint::parse("https://h:1/", None)
+                .unwrap()
+                .is_plain_http()
+        );
         assert!(matches!(
             Endpoint::parse("https://localhost", None),
             Err(HttpsError::Url {

@@ -51,6 +51,9 @@ enum Command {
     /// Run a fleet of virtual devices (own element key and certificate each) against a running
     /// server: enroll, connect, telemetry; a summary at the end (--json).
     Simulate(cmd::simulate::SimulateArgs),
+    /// Signed OTA metadata (TUF 1.0): `ota client` verifies a repository (init, refresh,
+    /// download); `ota repo` creates and signs one.
+    Ota(cmd::ota::OtaArgs),
     /// Check running services: `check tls HOST:PORT` grades a TLS listener (CI gate).
     Check(cmd::check::CheckArgs),
 }
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Ota(args) => cmd::ota::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Agent(args) => cmd::agent::run(args),
     };

@@ -1,4 +1,6 @@
-//! Integration tests of the HTTPS client against real TLS servers on localhost.
+//! Integration tests of the HTTPS client against real TLS servers on localhost (and plain
+//! HTTP mirrors).
 
 mod bounds;
+mod plain;
 mod server;

@@ -10,6 +10,7 @@ pub mod device;
 pub mod device_remote;
 pub mod firmware;
 pub mod mqtt;
+pub mod ota;
 pub mod policy;
 pub mod simulate;
 pub mod up;

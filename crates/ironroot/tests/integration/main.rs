@@ -19,6 +19,7 @@ mod firmware_scan;
 mod fleet_audit;
 mod layering;
 mod mqtt;
+mod ota_tuf;
 mod policy;
 mod simulate;
 mod storm;
