@@ -73,5 +73,49 @@ pub mod fuzzing {
             let _ = crate::Targets::from_signed("fuzz", &env.signed);
         }
         let _ = crate::verify_trusted_root(data);
+        workflow(data);
+    }
+
+    /// The whole client workflow on untrusted bytes: the input up to the first 0xff byte is
+    /// the trusted root, the rest is what the mirror serves for every file.
+    fn workflow(data: &[u8]) {
+        use alloc::collections::BTreeMap;
+        use alloc::vec::Vec;
+        struct Mem(BTreeMap<alloc::string::String, Vec<u8>>);
+        impl crate::Store for Mem {
+            fn load(&mut self, name: &str) -> Result<Option<Vec<u8>>, crate::TufError> {
+                Ok(self.0.get(name).cloned())
+            }
+            fn save(&mut self, name: &str, bytes: &[u8]) -> Result<(), crate::TufError> {
+                self.0.insert(name.into(), bytes.to_vec());
+                Ok(())
+            }
+            fn remove(&mut self, name: &str) -> Result<(), crate::TufError> {
+                self.0.remove(name);
+                Ok(())
+            }
+        }
+        struct Serve<'a>(&'a [u8]);
+        impl crate::Transport for Serve<'_> {
+            fn fetch(&mut self, _: &str, max: u64) -> Result<Option<Vec<u8>>, crate::FetchError> {
+                if self.0.len() as u64 > max {
+                    return Err(crate::FetchError::TooLarge);
+                }
+                Ok(Some(self.0.to_vec()))
+            }
+        }
+        let split = data.iter().position(|&b| b == 0xff).unwrap_or(data.len());
+        let (root, rest) = data.split_at(split);
+        let store = Mem([("root.json".into(), root.to_vec())].into());
+        let config = crate::Config {
+            max_root_rotations: 4,
+            ..crate::Config::default()
+        };
+        if let Ok(mut u) = crate::Updater::new(store, 0, config) {
+            let mut t = Serve(rest.get(1..).unwrap_or_default());
+            if u.refresh(&mut t).is_ok() {
+                let _ = u.target_info(&mut t, "fw.bin");
+            }
+        }
     }
 }
