@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use ironroot_tuf::repo::{Repository, RoleSetup, Written};
-use ironroot_tuf::{KeyFileSigner, Signer};
+use ironroot_tuf::{KeyFileSigner, Pkcs11Signer, Signer};
 use serde_json::{Value, json};
 
 /// TUF repository tooling.
@@ -48,6 +48,62 @@ impl Expiry {
     }
 }
 
+/// A targets key on a PKCS#11 token (ECDSA P-256), e.g. in an HSM.
+#[derive(Debug, Args)]
+pub struct Pkcs11Opts {
+    /// PKCS#11 module holding the targets key (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, value_name = "MODULE", requires_all = ["pkcs11_token", "targets_pkcs11_key"])]
+    pkcs11_module: Option<PathBuf>,
+    /// Label of the token.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// Label of the P-256 targets key on the token (signs alongside any --targets-key).
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    targets_pkcs11_key: Option<String>,
+    /// File with the token PIN (else IRONROOT_PKCS11_PIN).
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl Pkcs11Opts {
+    fn open(&self) -> Result<Option<Pkcs11Signer>> {
+        let Some(module) = &self.pkcs11_module else {
+            return Ok(None);
+        };
+        let pin = match &self.pkcs11_pin_file {
+            Some(f) => ironroot_pkcs11::Pin::from_file(f)
+                .with_context(|| format!("reading {}", f.display()))?,
+            None => {
+                ironroot_pkcs11::Pin::new(std::env::var("IRONROOT_PKCS11_PIN").map_err(|_| {
+                    anyhow!(
+                        "the token PIN is needed: give --pkcs11-pin-file or set IRONROOT_PKCS11_PIN"
+                    )
+                })?)
+            }
+        };
+        let token_label = self.pkcs11_token.as_deref().unwrap_or_default();
+        let key_label = self.targets_pkcs11_key.as_deref().unwrap_or_default();
+        let token = ironroot_pkcs11::Token::open(module, token_label, &pin)
+            .with_context(|| format!("opening token '{token_label}'"))?;
+        let pair = token
+            .open_key(key_label)
+            .with_context(|| format!("opening key '{key_label}' on token '{token_label}'"))?;
+        Ok(Some(Pkcs11Signer::new(pair)?))
+    }
+}
+
+/// File signers plus an optional token signer, as one list.
+fn with_token<'a>(
+    files: &'a [KeyFileSigner],
+    token: &'a Option<Pkcs11Signer>,
+) -> Vec<&'a dyn Signer> {
+    let mut v = refs(files);
+    if let Some(t) = token {
+        v.push(t);
+    }
+    v
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Repository directory (created).
@@ -57,7 +113,7 @@ pub struct InitArgs {
     #[arg(long = "root-key", required = true)]
     root: Vec<PathBuf>,
     /// Targets key file. Repeat for several keys.
-    #[arg(long = "targets-key", required = true)]
+    #[arg(long = "targets-key", required_unless_present = "pkcs11_module")]
     targets: Vec<PathBuf>,
     /// Snapshot key file.
     #[arg(long = "snapshot-key", required = true)]
@@ -80,6 +136,8 @@ pub struct InitArgs {
     /// Publish versioned metadata and hash-prefixed targets names (consistent snapshots).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     consistent_snapshot: bool,
+    #[command(flatten)]
+    pkcs11: Pkcs11Opts,
     #[command(flatten)]
     expiry: Expiry,
 }
@@ -108,7 +166,7 @@ pub struct AddTargetArgs {
     #[arg(long, value_name = "JSON")]
     custom: Option<String>,
     /// Targets key file(s) signing the new targets metadata.
-    #[arg(long = "targets-key", required = true)]
+    #[arg(long = "targets-key", required_unless_present = "pkcs11_module")]
     targets: Vec<PathBuf>,
     /// Snapshot key file(s).
     #[arg(long = "snapshot-key", required = true)]
@@ -116,6 +174,8 @@ pub struct AddTargetArgs {
     /// Timestamp key file(s).
     #[arg(long = "timestamp-key", required = true)]
     timestamp: Vec<PathBuf>,
+    #[command(flatten)]
+    pkcs11: Pkcs11Opts,
     #[command(flatten)]
     expiry: Expiry,
 }
@@ -187,9 +247,15 @@ pub fn run(c: RepoCommand) -> Result<ExitCode> {
             let keys = [&a.root, &a.targets, &a.snapshot, &a.timestamp].map(|p| signers(p));
             let [root, targets, snapshot, timestamp] = keys;
             let (root, targets, snapshot, timestamp) = (root?, targets?, snapshot?, timestamp?);
+            let token = a.pkcs11.open()?;
+            let targets_role = RoleSetup {
+                signers: with_token(&targets, &token),
+                extra_keys: Vec::new(),
+                threshold: a.targets_threshold,
+            };
             let roles = [
                 &setup(&root, a.root_threshold),
-                &setup(&targets, a.targets_threshold),
+                &targets_role,
                 &setup(&snapshot, a.snapshot_threshold),
                 &setup(&timestamp, a.timestamp_threshold),
             ];
@@ -237,8 +303,10 @@ pub fn run(c: RepoCommand) -> Result<ExitCode> {
                 signers(&a.snapshot)?,
                 signers(&a.timestamp)?,
             );
+            let token = a.pkcs11.open()?;
+            let t = with_token(&t, &token);
             let mut w = Written::default();
-            repo.add_target(&name, &content, custom, &refs(&t), a.expiry.at(90)?, &mut w)?;
+            repo.add_target(&name, &content, custom, &t, a.expiry.at(90)?, &mut w)?;
             repo.snapshot(&refs(&s), a.expiry.at(7)?, &mut w)?;
             repo.timestamp(&refs(&ts), a.expiry.at(1)?, &mut w)?;
             report(&w);
