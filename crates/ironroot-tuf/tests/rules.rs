@@ -397,7 +397,7 @@ fn rotated_timestamp_keys_discard_the_trusted_timestamp() {
 }
 
 #[test]
-fn delegated_search_follows_priority_and_terminating_roles() {
+fn delegated_role_paths_and_hash_prefixes_cover_targets() {
     use ironroot_tuf::{DelegatedRole, path_matches};
     let r = |name: &str, paths: &[&str], terminating| DelegatedRole {
         name: name.into(),
@@ -418,4 +418,121 @@ fn delegated_search_follows_priority_and_terminating_roles() {
         ..r("h", &[], false)
     };
     assert!(h.covers("t"));
+}
+
+/// Signs a `signed` object with `signers` into metadata bytes.
+fn sign_doc(signed: serde_json::Value, signers: &[&KeyFileSigner]) -> Vec<u8> {
+    let canon = ironroot_tuf::encode_canonical(&signed).unwrap();
+    let sigs: Vec<serde_json::Value> = signers
+        .iter()
+        .map(|s| {
+            let hex: String = s
+                .sign(&canon)
+                .unwrap()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            serde_json::json!({"keyid": s.key().key_id(), "sig": hex})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"signed": signed, "signatures": sigs})).unwrap()
+}
+
+fn targets_doc(version: u64, targets: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"_type": "targets", "spec_version": "1.0.31", "version": version,
+        "expires": ironroot_tuf::format_expires(NOW + DAY), "targets": targets})
+}
+
+#[test]
+fn delegated_targets_are_searched_in_order_and_a_terminating_role_ends_the_search() {
+    let fx = Fixture::new(false);
+    let (ka, kb, kc) = (
+        signer(KeyType::Ed25519),
+        signer(KeyType::EcdsaP256),
+        signer(KeyType::Ed25519),
+    );
+    let entry = |data: &[u8]| serde_json::json!({"length": data.len(), "hashes": {"sha256": ironroot_tuf::sha256_hex(data)}});
+    // Top-level targets v3 delegating fw/* to a (non-terminating), b (terminating), c.
+    let mut top = targets_doc(3, serde_json::json!({}));
+    let mut keys = serde_json::Map::new();
+    for k in [&ka, &kb, &kc] {
+        keys.insert(k.key().key_id(), k.key().to_json().clone());
+    }
+    let role = |name: &str, k: &KeyFileSigner, terminating: bool| {
+        serde_json::json!({"name": name,
+        "keyids": [k.key().key_id()], "threshold": 1, "terminating": terminating, "paths": ["fw/*"]})
+    };
+    top["delegations"] = serde_json::json!({"keys": keys, "roles": [
+        role("a", &ka, false), role("b", &kb, true), role("c", &kc, false)]});
+    let dir = fx.repo.metadata_dir();
+    std::fs::write(dir.join("targets.json"), sign_doc(top, &[&fx.targets])).unwrap();
+    std::fs::write(
+        dir.join("a.json"),
+        sign_doc(
+            targets_doc(1, serde_json::json!({"fw/a.bin": entry(b"A")})),
+            &[&ka],
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.json"),
+        sign_doc(
+            targets_doc(1, serde_json::json!({"fw/b.bin": entry(b"B")})),
+            &[&kb],
+        ),
+    )
+    .unwrap();
+    // c is signed by a's key, not its own: refused if it is ever consulted.
+    std::fs::write(
+        dir.join("c.json"),
+        sign_doc(
+            targets_doc(1, serde_json::json!({"fw/c.bin": entry(b"C")})),
+            &[&ka],
+        ),
+    )
+    .unwrap();
+    let snap = serde_json::json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 3,
+        "expires": ironroot_tuf::format_expires(NOW + DAY), "meta": {
+            "targets.json": {"version": 3}, "a.json": {"version": 1}, "b.json": {"version": 1}, "c.json": {"version": 1}}});
+    std::fs::write(dir.join("snapshot.json"), sign_doc(snap, &[&fx.snapshot])).unwrap();
+    let mut w = Written::default();
+    fx.repo
+        .timestamp(&[&fx.timestamp], NOW + DAY, &mut w)
+        .unwrap();
+
+    let mut u = Updater::new(fx.store(), NOW, Config::default()).unwrap();
+    u.refresh(&mut fx.meta()).unwrap();
+    // Found in a (first in order), in b (after a did not have it).
+    assert_eq!(u.target_info(&mut fx.meta(), "fw/a.bin").unwrap().length, 1);
+    assert_eq!(u.target_info(&mut fx.meta(), "fw/b.bin").unwrap().length, 1);
+    // b is terminating: c is never consulted, so its bad signature does not matter either.
+    assert!(matches!(
+        u.target_info(&mut fx.meta(), "fw/c.bin"),
+        Err(TufError::UnknownTarget(_))
+    ));
+    assert!(u.targets("c").is_none());
+    // Outside every delegated path: not found, no delegated role loaded for it.
+    assert!(matches!(
+        u.target_info(&mut fx.meta(), "other/x.bin"),
+        Err(TufError::UnknownTarget(_))
+    ));
+    // Make b non-terminating: now c is consulted, and its wrong key refuses it.
+    let mut top = targets_doc(4, serde_json::json!({}));
+    top["delegations"] = serde_json::json!({"keys": keys, "roles": [
+        role("a", &ka, false), role("b", &kb, false), role("c", &kc, false)]});
+    std::fs::write(dir.join("targets.json"), sign_doc(top, &[&fx.targets])).unwrap();
+    let snap = serde_json::json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 4,
+        "expires": ironroot_tuf::format_expires(NOW + DAY), "meta": {
+            "targets.json": {"version": 4}, "a.json": {"version": 1}, "b.json": {"version": 1}, "c.json": {"version": 1}}});
+    std::fs::write(dir.join("snapshot.json"), sign_doc(snap, &[&fx.snapshot])).unwrap();
+    fx.repo
+        .timestamp(&[&fx.timestamp], NOW + DAY, &mut w)
+        .unwrap();
+    let mut u = Updater::new(fx.store(), NOW, Config::default()).unwrap();
+    u.refresh(&mut fx.meta()).unwrap();
+    let err = u.target_info(&mut fx.meta(), "fw/c.bin").unwrap_err();
+    assert!(
+        matches!(err, TufError::Threshold { ref role, .. } if role == "c"),
+        "{err}"
+    );
 }

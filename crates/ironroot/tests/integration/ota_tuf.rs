@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Proc, free_port};
 
-fn ota(args: &[&str]) -> Output {
+pub(crate) fn ota(args: &[&str]) -> Output {
     ironroot_testkit::run(
         Command::new(env!("CARGO_BIN_EXE_ironroot"))
             .arg("ota")
@@ -15,7 +15,7 @@ fn ota(args: &[&str]) -> Output {
     )
 }
 
-fn ok(out: Output, what: &str) -> String {
+pub(crate) fn ok(out: Output, what: &str) -> String {
     assert!(
         out.status.success(),
         "{what} failed: {}\n{}",
@@ -44,12 +44,12 @@ fn refused(out: Output, needle: &str) {
     );
 }
 
-fn p(path: &Path) -> &str {
+pub(crate) fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
 /// `python3 -m http.server` (the venv's Python) serving `dir` on a free port.
-fn serve(dir: &Path) -> (Proc, String) {
+pub(crate) fn serve(dir: &Path) -> (Proc, String) {
     let port = free_port();
     let child = Command::new(ironroot_testkit::python())
         .args([
@@ -74,7 +74,7 @@ fn serve(dir: &Path) -> (Proc, String) {
     (proc, format!("http://127.0.0.1:{port}"))
 }
 
-fn keygen(dir: &Path, name: &str, kind: &str) -> PathBuf {
+pub(crate) fn keygen(dir: &Path, name: &str, kind: &str) -> PathBuf {
     let path = dir.join(format!("{name}.pem"));
     ok(
         ironroot_testkit::run(Command::new(env!("CARGO_BIN_EXE_ironroot")).args([
@@ -90,12 +90,12 @@ fn keygen(dir: &Path, name: &str, kind: &str) -> PathBuf {
     path
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     ironroot_tuf::sha256_hex(data)
 }
 
 /// A client of one mirror: metadata dir, URLs.
-struct Client {
+pub(crate) struct Client {
     meta: PathBuf,
     out: PathBuf,
     url: String,
@@ -131,7 +131,7 @@ impl Client {
             "refresh",
         ])
     }
-    fn download(&self, name: &str) -> Output {
+    pub(crate) fn download(&self, name: &str) -> Output {
         let (url, turl) = (
             format!("{}/metadata/", self.url),
             format!("{}/targets/", self.url),
@@ -151,7 +151,7 @@ impl Client {
             "download",
         ])
     }
-    fn downloaded(&self, name: &str) -> Vec<u8> {
+    pub(crate) fn downloaded(&self, name: &str) -> Vec<u8> {
         std::fs::read(self.out.join(ironroot_tuf::quote_file_name(name))).unwrap()
     }
 }
@@ -218,11 +218,11 @@ fn python_tuf_repository_is_accepted_by_the_ironroot_client() {
 }
 
 /// A repository built by `ironroot ota repo` with one target, served.
-struct Repo {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    keys: PathBuf,
-    server: Option<(Proc, String)>,
+pub(crate) struct Repo {
+    pub(crate) _tmp: tempfile::TempDir,
+    pub(crate) dir: PathBuf,
+    pub(crate) keys: PathBuf,
+    pub(crate) server: Option<(Proc, String)>,
 }
 
 impl Repo {
@@ -323,7 +323,7 @@ impl Repo {
     fn meta(&self, name: &str) -> PathBuf {
         self.dir.join("metadata").join(name)
     }
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::new(
             self.dir.parent().unwrap(),
             self.base(),
@@ -335,7 +335,7 @@ impl Repo {
     }
 }
 
-fn python_client(repo: &Repo, work: &Path, name: &str) -> serde_json::Value {
+pub(crate) fn python_client(repo: &Repo, work: &Path, name: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/ota_tuf_client.py");
     let out = ok(
         ironroot_testkit::run(Command::new(ironroot_testkit::python()).arg(script).args([
@@ -565,103 +565,4 @@ fn bad_root_rotations_are_refused() {
         std::fs::read(client.meta.join("root.json")).unwrap(),
         std::fs::read(repo.meta("2.root.json")).unwrap()
     );
-}
-
-#[test]
-fn targets_signed_by_a_pkcs11_key_are_accepted_by_python_tuf_and_ironroot() {
-    let hsm = ironroot_testkit::softhsm::SoftHsm::new("tuf", "12345678", "24681357");
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let token_key = keygen(d, "token-targets", "ecdsa-p256");
-    let mut import = Command::new(ironroot_testkit::tool("softhsm2-util"));
-    import.envs(hsm.env()).args([
-        "--import",
-        p(&token_key),
-        "--token",
-        "tuf",
-        "--label",
-        "targets",
-        "--id",
-        "01",
-        "--pin",
-        "24681357",
-    ]);
-    ok(ironroot_testkit::run(&mut import), "softhsm2-util --import");
-    std::fs::remove_file(&token_key).unwrap();
-    let pin = d.join("pin");
-    std::fs::write(&pin, "24681357\n").unwrap();
-    let keys: Vec<PathBuf> = ["root", "snapshot", "timestamp"]
-        .iter()
-        .map(|n| keygen(d, n, "ed25519"))
-        .collect();
-    let repo_dir = d.join("repo");
-    let module = ironroot_testkit::softhsm::SoftHsm::module();
-    let token = [
-        "--pkcs11-module",
-        p(&module),
-        "--pkcs11-token",
-        "tuf",
-        "--targets-pkcs11-key",
-        "targets",
-        "--pkcs11-pin-file",
-        p(&pin),
-    ];
-    let run = |args: &[&str]| {
-        ironroot_testkit::run(
-            Command::new(env!("CARGO_BIN_EXE_ironroot"))
-                .envs(hsm.env())
-                .arg("ota")
-                .args(args)
-                .args(token),
-        )
-    };
-    let (root, snap, ts) = (p(&keys[0]), p(&keys[1]), p(&keys[2]));
-    let dir = p(&repo_dir);
-    ok(
-        run(&[
-            "repo",
-            "init",
-            "--dir",
-            dir,
-            "--root-key",
-            root,
-            "--snapshot-key",
-            snap,
-            "--timestamp-key",
-            ts,
-        ]),
-        "init",
-    );
-    let fw = d.join("fw.bin");
-    std::fs::write(&fw, b"signed in the HSM".repeat(500)).unwrap();
-    ok(
-        run(&[
-            "repo",
-            "add-target",
-            "--dir",
-            dir,
-            "--file",
-            p(&fw),
-            "--snapshot-key",
-            snap,
-            "--timestamp-key",
-            ts,
-        ]),
-        "add-target",
-    );
-    let served = serve(&repo_dir);
-    let repo = Repo {
-        _tmp: tempfile::tempdir().unwrap(),
-        dir: repo_dir.clone(),
-        keys: d.to_path_buf(),
-        server: Some(served),
-    };
-    let got = python_client(&repo, &d.join("py"), "fw.bin");
-    assert_eq!(
-        got["sha256"],
-        sha256_hex(&std::fs::read(&fw).unwrap()).as_str()
-    );
-    let client = repo.client();
-    ok(client.download("fw.bin"), "download");
-    assert_eq!(client.downloaded("fw.bin"), std::fs::read(&fw).unwrap());
 }
