@@ -20,6 +20,7 @@ mod fleet_audit;
 mod layering;
 mod mqtt;
 mod ota_tuf;
+mod ota_tuf_https;
 mod ota_tuf_pkcs11;
 mod policy;
 mod simulate;

@@ -226,7 +226,7 @@ pub(crate) struct Repo {
 }
 
 impl Repo {
-    fn new(consistent: bool, extra_init: &[&str]) -> Self {
+    pub(crate) fn new(consistent: bool, extra_init: &[&str]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let keys = tmp.path().join("keys");
         std::fs::create_dir_all(&keys).unwrap();
@@ -320,7 +320,7 @@ impl Repo {
         a.extend(extra);
         ok(ota(&a), "repo timestamp");
     }
-    fn meta(&self, name: &str) -> PathBuf {
+    pub(crate) fn meta(&self, name: &str) -> PathBuf {
         self.dir.join("metadata").join(name)
     }
     pub(crate) fn client(&self) -> Client {
@@ -330,7 +330,7 @@ impl Repo {
             &self.meta("1.root.json"),
         )
     }
-    fn fw(&self) -> PathBuf {
+    pub(crate) fn fw(&self) -> PathBuf {
         self.dir.parent().unwrap().join("fw.bin")
     }
 }
