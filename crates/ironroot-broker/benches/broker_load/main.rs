@@ -53,6 +53,10 @@ fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "latency") {
         return rt.block_on(latency_rounds());
     }
+    if let Some(n) = args.iter().position(|a| a == "idle") {
+        let n = args.get(n + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        return rt.block_on(idle_only(n));
+    }
     if args.iter().any(|a| a == "fleet") {
         return rt.block_on(fleet_run(quick));
     }
@@ -73,7 +77,12 @@ impl Ironroot {
         } else {
             "anchor"
         };
-        let mut child = Command::new(std::env::current_exe()?)
+        // BROKER_LOAD_WRAP runs the broker under a tool, e.g. "valgrind --tool=massif".
+        let wrap = std::env::var("BROKER_LOAD_WRAP").unwrap_or_default();
+        let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
+        argv.push(std::env::current_exe()?.display().to_string());
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
             .args(["serve", &dir.display().to_string(), "2", limits])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -601,6 +610,47 @@ async fn fleet_run(quick: bool) -> anyhow::Result<()> {
     );
     drop(iron);
     drop(mosq);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `broker_load idle N`: only ironroot (shipped defaults) holding N idle mTLS connections, for
+/// heap profiling with `BROKER_LOAD_WRAP` (the broker's pid is the wrapper's when wrapped).
+async fn idle_only(n: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ironroot-broker-idle-{}", std::process::id()));
+    let pki = pki::Pki::create(&dir);
+    let mut iron = Ironroot::start(&dir, true)?;
+    let base = load::rss_kib(iron.target.pid);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let id = format!("idle-{i}");
+        let (cfg, port) = (pki.client(&id), iron.target.port);
+        tasks.push(tokio::spawn(async move {
+            let r = fleet::session_from(port, fleet::source(i, 200), cfg, &id, false).await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut held = Vec::with_capacity(n);
+    for t in tasks {
+        held.push(t.await??);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = load::rss_kib(iron.target.pid);
+    println!(
+        "idle {n}: RSS {base} → {rss} KiB, {:.1} KiB per connection",
+        (rss - base) as f64 / n as f64
+    );
+    drop(held);
+    writeln!(iron.stdin, "exit")?;
+    iron.stdin.flush()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while iron.child.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(iron);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

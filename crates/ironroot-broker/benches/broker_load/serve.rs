@@ -9,6 +9,7 @@
 //!   deny-backend          -> "ok REMOVED MICROS"  (backend loses telemetry; policy_changed)
 //!   allow-backend         -> "ok 0 MICROS"
 //!   rss                   -> "ok KIB"
+//!   exit                  -> shuts the broker down and exits (a profiler writes its report)
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -139,6 +140,7 @@ pub fn serve(dir: &Path, workers: usize, shipped_defaults: bool) {
                 format!("ok {} {}", r.subscriptions_removed, t.elapsed().as_micros())
             }
             (Some("rss"), _) => format!("ok {}", crate::rss_kib(std::process::id())),
+            (Some("exit"), _) => break,
             _ => "error unknown command".to_string(),
         };
         let mut o = out.lock();
