@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p ironroot-broker --bench broker_load            # full run (a few minutes)
 //! cargo bench -p ironroot-broker --bench broker_load -- quick   # small sizes, smoke test
+//! cargo bench -p ironroot-broker --bench broker_load -- fleet   # fleet-shaped, shipped defaults
 //! ```
 //!
 //! Scenarios: new mTLS connections per second; idle connections and broker RSS per connection
@@ -12,12 +13,18 @@
 //! latency, and a paced QoS 1 run for latency; revocation → disconnect and policy change →
 //! enforced delay (ironroot only: Mosquitto has no live equivalent).
 //!
+//! `fleet` (see `fleet.rs`): both brokers with their shipped default limits, 1,000 devices from
+//! 50 loopback source addresses publishing paced QoS 1 into one backend or a shared-subscription
+//! group of four, every acknowledged message accounted for; connects/s from 50 addresses;
+//! memory under a publish flood.
+//!
 //! The broker runs in a child process (`broker_load serve DIR WORKERS`), as does Mosquitto.
 #![allow(missing_docs)]
 
 #[path = "../../tests/integration/raw.rs"]
 mod raw;
 
+mod fleet;
 mod load;
 mod pki;
 mod serve;
@@ -34,7 +41,8 @@ pub use load::rss_kib;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve") {
-        serve::serve(std::path::Path::new(&args[2]), args[3].parse()?);
+        let defaults = args.get(4).map(String::as_str) == Some("defaults");
+        serve::serve(std::path::Path::new(&args[2]), args[3].parse()?, defaults);
         return Ok(());
     }
     let quick = args.iter().any(|a| a == "quick");
@@ -44,6 +52,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.iter().any(|a| a == "latency") {
         return rt.block_on(latency_rounds());
+    }
+    if let Some(n) = args.iter().position(|a| a == "idle") {
+        let n = args.get(n + 1).and_then(|v| v.parse().ok()).unwrap_or(1000);
+        return rt.block_on(idle_only(n));
+    }
+    if args.iter().any(|a| a == "fleet") {
+        return rt.block_on(fleet_run(quick));
     }
     rt.block_on(run(quick))
 }
@@ -56,9 +71,19 @@ struct Ironroot {
 }
 
 impl Ironroot {
-    fn start(dir: &std::path::Path) -> anyhow::Result<Ironroot> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", &dir.display().to_string(), "2"])
+    fn start(dir: &std::path::Path, shipped_defaults: bool) -> anyhow::Result<Ironroot> {
+        let limits = if shipped_defaults {
+            "defaults"
+        } else {
+            "anchor"
+        };
+        // BROKER_LOAD_WRAP runs the broker under a tool, e.g. "valgrind --tool=massif".
+        let wrap = std::env::var("BROKER_LOAD_WRAP").unwrap_or_default();
+        let mut argv: Vec<String> = wrap.split_whitespace().map(str::to_string).collect();
+        argv.push(std::env::current_exe()?.display().to_string());
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["serve", &dir.display().to_string(), "2", limits])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -109,12 +134,12 @@ struct Mosquitto {
 }
 
 impl Mosquitto {
-    fn start(pki: &pki::Pki) -> anyhow::Result<Mosquitto> {
+    fn start(pki: &pki::Pki, shipped_defaults: bool) -> anyhow::Result<Mosquitto> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let conf = pki::mosquitto_config(pki, port);
+        let conf = pki::mosquitto_config(pki, port, shipped_defaults);
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -157,8 +182,8 @@ fn pct(v: &mut [Duration], q: f64) -> Duration {
 async fn run(quick: bool) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ironroot-broker-bench-{}", std::process::id()));
     let pki = pki::Pki::create(&dir);
-    let mut iron = Ironroot::start(&dir)?;
-    let mosq = Mosquitto::start(&pki)?;
+    let mut iron = Ironroot::start(&dir, false)?;
+    let mosq = Mosquitto::start(&pki, false)?;
     println!(
         "ironroot pid {} port {}; mosquitto pid {} port {}",
         iron.target.pid, iron.target.port, mosq.target.pid, mosq.target.port
@@ -379,8 +404,8 @@ async fn run(quick: bool) -> anyhow::Result<()> {
 async fn latency_rounds() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("ironroot-broker-bench-{}", std::process::id()));
     let pki = pki::Pki::create(&dir);
-    let iron = Ironroot::start(&dir)?;
-    let mosq = Mosquitto::start(&pki)?;
+    let iron = Ironroot::start(&dir, false)?;
+    let mosq = Mosquitto::start(&pki, false)?;
     println!(
         "machine: {} CPUs, load {}",
         num_cpus(),
@@ -421,4 +446,211 @@ async fn latency_rounds() -> anyhow::Result<()> {
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `broker_load fleet [quick]`: the fleet-shaped benchmark, both brokers with shipped defaults.
+async fn fleet_run(quick: bool) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ironroot-broker-fleet-{}", std::process::id()));
+    let pki = pki::Pki::create(&dir);
+    let iron = Ironroot::start(&dir, true)?;
+    let mosq = Mosquitto::start(&pki, true)?;
+    let targets = [&iron.target, &mosq.target];
+    println!(
+        "machine: {} CPUs, load {}; both brokers with their shipped default limits",
+        num_cpus(),
+        std::fs::read_to_string("/proc/loadavg")?.trim()
+    );
+
+    // 1. Connects/s from 50 source addresses.
+    let (n, rounds) = if std::env::var_os("FLEET_FLOOD_ONLY").is_some() {
+        (10, 1)
+    } else if quick {
+        (500, 1)
+    } else {
+        (2000, 3)
+    };
+    println!(
+        "\n## new mTLS connections/s from 50 source addresses ({n}, 64 concurrent, {rounds} rounds)"
+    );
+    let mut conn = [vec![], vec![]];
+    for round in 0..rounds {
+        for (ti, t) in targets.iter().enumerate() {
+            let cfgs: Vec<_> = (0..n)
+                .map(|i| {
+                    let id = format!("fc-{round}-{ti}-{i}");
+                    let c = pki.client(&id);
+                    (id, c)
+                })
+                .collect();
+            let (r, failed) = fleet::connect_rate(t, &cfgs, 50, 64).await?;
+            println!("  round {round} {}: {r:.0}/s, {failed} refused", t.name);
+            conn[ti].push(r);
+        }
+    }
+    let conn = [median(&mut conn[0]), median(&mut conn[1])];
+
+    // 2. Ingest ladder: one backend, then a shared-subscription group of four.
+    let (devices, secs, rates): (usize, u64, &[u64]) =
+        if std::env::var_os("FLEET_FLOOD_ONLY").is_some() {
+            (1, 1, &[])
+        } else if quick {
+            (200, 5, &[10, 50])
+        } else {
+            (1000, 10, &[10, 25, 50, 75, 100])
+        };
+    let mut best = [[0u64; 2]; 2];
+    let mut rows = vec![];
+    for (bi, backends) in [1usize, 4].into_iter().enumerate() {
+        for &rate in rates {
+            println!(
+                "\n## {devices} devices × {rate} msg/s QoS 1 (offered {}/s) → {}",
+                devices as u64 * rate,
+                if backends == 1 {
+                    "1 backend".to_string()
+                } else {
+                    format!("$share group of {backends}")
+                }
+            );
+            for (ti, t) in targets.iter().enumerate() {
+                let shape = fleet::Ingest {
+                    devices,
+                    sources: 50,
+                    rate,
+                    secs,
+                    backends,
+                    window: 16,
+                };
+                let r = match fleet::ingest(t, &pki, shape).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        println!("  {}: not measured: {e:#}", t.name);
+                        continue;
+                    }
+                };
+                let ok = r.lossless() && r.p99_us <= 50_000;
+                println!(
+                    "  {}: scheduled {}, acked {}, acked+delivered {}, dup {}, {:.0} msg/s, p50 {} µs, p99 {} µs, RSS {} → peak {} KiB{}",
+                    t.name,
+                    r.scheduled,
+                    r.acked,
+                    r.delivered_acked,
+                    r.duplicates,
+                    r.per_sec,
+                    r.p50_us,
+                    r.p99_us,
+                    r.rss_start_kib,
+                    r.rss_peak_kib,
+                    if ok {
+                        "  ✔ lossless, p99 ≤ 50 ms"
+                    } else {
+                        ""
+                    }
+                );
+                if ok {
+                    best[bi][ti] = best[bi][ti].max(devices as u64 * rate);
+                }
+                rows.push((backends, rate, t.name, r));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+
+    // 3. Memory under a publish flood: 2 devices, 64-byte QoS 0, as fast as they can.
+    let flood_secs = if quick { 5 } else { 10 };
+    println!("\n## publish flood: 2 devices, QoS 0, {flood_secs} s");
+    let mut floods = vec![];
+    for t in targets {
+        let f = fleet::flood(t, &pki, 2, flood_secs).await?;
+        println!(
+            "  {}: written {}, delivered {}, RSS before {} KiB, peak {} KiB, 5 s after {} KiB",
+            t.name, f.written, f.received, f.rss_before_kib, f.rss_peak_kib, f.rss_after_kib
+        );
+        floods.push(f);
+    }
+
+    println!("\n## summary (markdown)\n");
+    println!("| measure | ironroot | Mosquitto 2 | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| new mTLS connections/s from 50 addresses (median of {rounds}) | {:.0} | {:.0} | {:.2}x |",
+        conn[0],
+        conn[1],
+        conn[0] / conn[1]
+    );
+    for (bi, label) in ["1 backend", "$share group of 4"].iter().enumerate() {
+        println!(
+            "| highest lossless QoS 1 ingest with p99 ≤ 50 ms, {label} (offered msg/s) | {} | {} | {} |",
+            best[bi][0],
+            best[bi][1],
+            if best[bi][1] > 0 {
+                format!("{:.2}x", best[bi][0] as f64 / best[bi][1] as f64)
+            } else {
+                "—".into()
+            }
+        );
+    }
+    for (backends, rate, name, r) in &rows {
+        println!(
+            "| {name}: {devices} × {rate} msg/s → {backends} backend(s) | acked {}/{}, delivered {} of acked, p99 {:.1} ms, peak RSS {:.0} MB | | |",
+            r.acked,
+            r.scheduled,
+            r.delivered_acked,
+            r.p99_us as f64 / 1000.0,
+            r.rss_peak_kib as f64 / 1024.0
+        );
+    }
+    println!(
+        "| RSS during a 2-device QoS 0 flood, before / peak / after (MB) | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | |",
+        floods[0].rss_before_kib as f64 / 1024.0,
+        floods[0].rss_peak_kib as f64 / 1024.0,
+        floods[0].rss_after_kib as f64 / 1024.0,
+        floods[1].rss_before_kib as f64 / 1024.0,
+        floods[1].rss_peak_kib as f64 / 1024.0,
+        floods[1].rss_after_kib as f64 / 1024.0
+    );
+    drop(iron);
+    drop(mosq);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `broker_load idle N`: only ironroot (shipped defaults) holding N idle mTLS connections, for
+/// heap profiling with `BROKER_LOAD_WRAP` (the broker's pid is the wrapper's when wrapped).
+async fn idle_only(n: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("ironroot-broker-idle-{}", std::process::id()));
+    let pki = pki::Pki::create(&dir);
+    let mut iron = Ironroot::start(&dir, true)?;
+    let base = load::rss_kib(iron.target.pid);
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await?;
+        let id = format!("idle-{i}");
+        let (cfg, port) = (pki.client(&id), iron.target.port);
+        tasks.push(tokio::spawn(async move {
+            let r = fleet::session_from(port, fleet::source(i, 200), cfg, &id, false).await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut held = Vec::with_capacity(n);
+    for t in tasks {
+        held.push(t.await??);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = load::rss_kib(iron.target.pid);
+    println!(
+        "idle {n}: RSS {base} → {rss} KiB, {:.1} KiB per connection",
+        (rss - base) as f64 / n as f64
+    );
+    drop(held);
+    writeln!(iron.stdin, "exit")?;
+    iron.stdin.flush()?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while iron.child.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(iron);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }

@@ -125,8 +125,10 @@ pub fn server_name() -> ServerName<'static> {
 }
 
 /// Mosquitto 2 with the same certificates: client certificate required, CN as identity, and
-/// an ACL pattern file granting exactly what the ironroot template policy grants.
-pub fn mosquitto_config(pki: &Pki, port: u16) -> PathBuf {
+/// an ACL pattern file granting exactly what the ironroot template policy grants. With
+/// `shipped_defaults`, Mosquitto's own defaults for queues, in-flight window and Nagle (the
+/// fleet-shaped benchmark); without, the deep queues the throughput runs use.
+pub fn mosquitto_config(pki: &Pki, port: u16, shipped_defaults: bool) -> PathBuf {
     let acl = pki.dir.join("mosquitto.acl");
     std::fs::write(
         &acl,
@@ -136,9 +138,30 @@ pub fn mosquitto_config(pki: &Pki, port: u16) -> PathBuf {
          user backend\n\
          topic read devices/+/telemetry\n\
          topic read devices/+/status\n\
-         topic write devices/+/commands\n",
+         topic write devices/+/commands\n"
+            .to_string()
+            + &[
+                "backend-0",
+                "backend-1",
+                "backend-2",
+                "backend-3",
+                "backend-9",
+            ]
+            .iter()
+            .map(|u| {
+                format!(
+                    "user {u}\ntopic read devices/+/telemetry\ntopic read devices/+/status\n\
+                         topic read $share/ingest/devices/+/telemetry\n"
+                )
+            })
+            .collect::<String>(),
     )
     .unwrap();
+    let tuning = if shipped_defaults {
+        String::new()
+    } else {
+        "max_queued_messages 100000\nmax_inflight_messages 16\nset_tcp_nodelay true\n".into()
+    };
     let conf = pki.dir.join("mosquitto.conf");
     let d = pki.dir.display();
     std::fs::write(
@@ -154,10 +177,8 @@ pub fn mosquitto_config(pki: &Pki, port: u16) -> PathBuf {
              acl_file {}\n\
              allow_anonymous false\n\
              max_connections -1\n\
-             max_queued_messages 100000\n\
-             max_inflight_messages 16\n\
+             {tuning}\
              persistence false\n\
-             set_tcp_nodelay true\n\
              log_type error\n\
              log_dest stderr\n",
             acl.display()

@@ -1,12 +1,15 @@
-//! `broker_load serve DIR WORKERS`: the ironroot broker under test, in its own process (so
+//! `broker_load serve DIR WORKERS [defaults]`: the ironroot broker under test, in its own process (so
 //! broker and load generator each stay under the 20,000 open-file cap and RSS is the broker's
 //! alone), with ironroot-pki's verifier and ironroot-policy's policies — production parts.
+//! With `defaults` the broker runs with the shipped `Limits::default()` (the fleet-shaped
+//! benchmark); without, on the Mosquitto anchor's footing (no rate limits, deep queues).
 //! Reads control commands on stdin, one per line, and answers on stdout:
 //!
 //!   revoke SERIAL_HEX     -> "ok CLOSED MICROS"   (verifier's revoked set + live sessions)
 //!   deny-backend          -> "ok REMOVED MICROS"  (backend loses telemetry; policy_changed)
 //!   allow-backend         -> "ok 0 MICROS"
 //!   rss                   -> "ok KIB"
+//!   exit                  -> shuts the broker down and exits (a profiler writes its report)
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -37,7 +40,7 @@ fn backend(telemetry: bool) -> AttachedPolicy {
     };
     let json = format!(
         r#"{{"Version":"2012-10-17","Statement":[
-          {{"Effect":"Allow","Action":"iot:Subscribe","Resource":[{filters}]}},
+          {{"Effect":"Allow","Action":"iot:Subscribe","Resource":[{filters},"topicfilter/$share/ingest/devices/+/telemetry"]}},
           {{"Effect":"Allow","Action":"iot:Receive","Resource":[{topics}]}},
           {{"Effect":"Allow","Action":"iot:Publish","Resource":"topic/devices/*/commands"}}]}}"#
     );
@@ -52,12 +55,20 @@ fn backend(telemetry: bool) -> AttachedPolicy {
 /// The built-in default device policy for everyone, plus the backend's policy.
 fn snapshot(telemetry: bool) -> PolicySnapshot {
     let mut snap = PolicySnapshot::with_default_device_policy();
-    snap.devices
-        .insert("backend".into(), vec![backend(telemetry)]);
+    for id in [
+        "backend",
+        "backend-0",
+        "backend-1",
+        "backend-2",
+        "backend-3",
+        "backend-9",
+    ] {
+        snap.devices.insert(id.into(), vec![backend(telemetry)]);
+    }
     snap
 }
 
-pub fn serve(dir: &Path, workers: usize) {
+pub fn serve(dir: &Path, workers: usize, shipped_defaults: bool) {
     use rustls::pki_types::pem::PemObject;
     let root = CaCertificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
     let intermediate =
@@ -82,12 +93,18 @@ pub fn serve(dir: &Path, workers: usize) {
     let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap());
     config.workers = workers;
     let mut limits = Limits::default();
-    // Same footing as the Mosquitto anchor: no rate limits, deep queues, 16 in flight.
-    limits.connection_rate_per_ip = None;
-    limits.publish_rate = None;
-    limits.max_queued_messages = 100_000;
-    limits.inflight_window = 16;
-    limits.max_concurrent_handshakes = 16_384;
+    if !shipped_defaults {
+        // Same footing as the Mosquitto anchor: no rate limits, deep queues, 16 in flight.
+        limits.connection_rate_per_ip = None;
+        limits.publish_rate = None;
+        limits.max_queued_messages = 100_000;
+        limits.inflight_window = 16;
+        limits.max_concurrent_handshakes = 16_384;
+    }
+    eprintln!(
+        "serve: publish_rate {:?}, queue {}",
+        limits.publish_rate, limits.max_queued_messages
+    );
     config.limits = limits;
     let broker = BrokerBuilder::new(config)
         .tls_parts(TlsParts {
@@ -123,6 +140,7 @@ pub fn serve(dir: &Path, workers: usize) {
                 format!("ok {} {}", r.subscriptions_removed, t.elapsed().as_micros())
             }
             (Some("rss"), _) => format!("ok {}", crate::rss_kib(std::process::id())),
+            (Some("exit"), _) => break,
             _ => "error unknown command".to_string(),
         };
         let mut o = out.lock();

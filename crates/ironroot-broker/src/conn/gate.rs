@@ -52,6 +52,24 @@ impl InboundGate {
         }
     }
 
+    /// Whether a PUBLISH may be admitted now: a window slot free and a rate token there. Ends
+    /// the throttling episode when the bucket has refilled. Lets callers skip the (large)
+    /// waiting future on the fast path, so an idle connection does not hold one.
+    pub(crate) fn try_ready(&self) -> bool {
+        if self.active.get() >= self.window {
+            return false;
+        }
+        let mut bucket = self.bucket.borrow_mut();
+        let (Some(limit), Some(b)) = (&self.rate, bucket.as_mut()) else {
+            return true;
+        };
+        let now = Instant::now();
+        if b.is_full(limit, now) {
+            self.throttled.set(false); // the client calmed down: the episode is over
+        }
+        b.wait_for_token(limit, now).is_zero()
+    }
+
     /// Waits for a free window slot and a rate token (the token is taken by [`Self::admit`]).
     /// `on_throttle` runs once per throttling episode, before the first wait.
     pub(crate) async fn ready(&self, on_throttle: impl Fn()) {

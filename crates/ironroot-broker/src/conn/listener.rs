@@ -93,7 +93,10 @@ impl<F: Filter, St> Service<St, Io<F>> for TlsGate {
             return Err(MqttError::Service(ConnError::Transport));
         }
         let started = Instant::now();
-        match ctx.call(&self.acceptor, io).await {
+        // Boxed, like the CONNECT handlers below: the connection's future stays allocated for
+        // its whole life, and inline handshake states would make every idle connection pay
+        // for the largest of them.
+        match Box::pin(ctx.call(&self.acceptor, io)).await {
             Ok(io) => {
                 self.hub.metrics.handshake(started.elapsed());
                 Ok(io)
@@ -152,9 +155,9 @@ where
             .protocol(v3::protocol)
             .control(v3::control)
             .middleware(v3::ReleaseGuard)
-            .build(move |c| v3::connect(h3.clone(), plaintext, c)))
+            .build(move |c| Box::pin(v3::connect(h3.clone(), plaintext, c))))
         .v5(mqtt5::MqttServer::new(v5::PublishFactory)
             .protocol(v5::protocol)
             .control(v5::control)
-            .build(move |c| v5::connect(h5.clone(), plaintext, c)))
+            .build(move |c| Box::pin(v5::connect(h5.clone(), plaintext, c))))
 }

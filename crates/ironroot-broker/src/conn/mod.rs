@@ -166,6 +166,16 @@ impl ConnCore {
     /// Waits until this connection may take another PUBLISH (see [`gate`]): the publish
     /// services of both protocols call it in `ready`, so ntex stops reading the socket.
     pub(crate) async fn publish_ready(&self) {
+        // The fast path keeps this future small: ntex keeps a connection's readiness future
+        // allocated, and the waiting states below (two timers) are ~2 KiB per connection.
+        if !self.hub.budget.holds(self.caused.load(Ordering::Relaxed)) && self.gate.try_ready() {
+            return;
+        }
+        Box::pin(self.publish_ready_slow()).await;
+    }
+
+    /// [`Self::publish_ready`] when the connection must wait (memory budget, window or rate).
+    async fn publish_ready_slow(&self) {
         // Over the memory budget, the heaviest publishers stop being read first.
         if self.hub.budget.holds(self.caused.load(Ordering::Relaxed)) {
             self.hub
