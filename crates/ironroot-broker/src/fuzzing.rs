@@ -68,6 +68,10 @@ pub fn routing(data: &[u8]) {
             }
             _ => {
                 let _ = validate_client_id(line);
+                if let Ok(Some(sh)) = crate::topic::parse_shared(line) {
+                    assert_eq!(format!("$share/{}/{}", sh.group, sh.filter), line);
+                    assert!(validate_topic_filter(sh.filter).is_ok());
+                }
                 if let Ok(s) = Serial::from_hex(line) {
                     assert_eq!(Serial::from_hex(&s.to_string()).ok(), Some(s));
                 }

@@ -5,6 +5,7 @@
 //! ntex `Session` (`Rc`, not `Send`); everything other threads need is in the `Arc`ed
 //! [`SessionState`] and [`ConnSignal`].
 
+mod alias;
 mod gate;
 pub(crate) mod listener;
 pub(crate) mod v3;
@@ -78,7 +79,8 @@ pub(crate) enum AcceptError {
 pub(crate) enum SubRefusal {
     NotAuthorized,
     FilterInvalid,
-    SharedNotSupported,
+    /// No Local set on a shared subscription: a protocol error (MQTT 5 §3.8.3.1).
+    SharedNoLocal,
     QuotaExceeded,
 }
 
@@ -106,6 +108,8 @@ pub(crate) struct ConnCore {
     gate: InboundGate,
     /// The client's maximum packet size (MQTT 5 CONNECT property).
     pub(crate) max_outbound_packet: Option<u32>,
+    /// Topic aliases the client accepts from the broker (MQTT 5 CONNECT property; 0: none).
+    pub(crate) client_alias_max: u16,
     /// Bytes of this connection's messages the broker still holds (memory budget).
     caused: Arc<AtomicUsize>,
 }
@@ -122,6 +126,7 @@ impl ConnCore {
             will: RefCell::new(a.will),
             cause: RefCell::new(None),
             max_outbound_packet,
+            client_alias_max: 0,
             caused: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -257,13 +262,29 @@ impl ConnCore {
     /// (`false`: the message is dropped for that subscriber, counted).
     async fn wait_for_room(&self, blocked: Blocked) -> bool {
         let Blocked {
-            session,
+            mut session,
             mut delivery,
+            group,
         } = blocked;
-        let _waiting = session.waiting();
+        let mut waiting = Some(session.waiting());
         inc(&self.hub.stats.backpressure_waits);
         let deadline = Instant::now() + self.hub.limits.backpressure_timeout;
         loop {
+            // A share-group member that went away while we waited: the message goes to another
+            // member (or to nobody, when the group emptied: no subscription matches any more).
+            if let Some(g) = &group
+                && !session.is_attached()
+            {
+                drop(waiting.take());
+                match self.hub.deliver_shared(g, &delivery.msg, OnFull::Wait) {
+                    None => return true,
+                    Some(b) => {
+                        session = b.session;
+                        delivery = b.delivery;
+                        waiting = Some(session.waiting());
+                    }
+                }
+            }
             let mut room = std::pin::pin!(session.space.notified());
             room.as_mut().enable();
             match self.hub.offer(&session, delivery, OnFull::Retry) {
@@ -295,8 +316,14 @@ impl ConnCore {
         if topic::validate_topic_filter(filter).is_err() {
             return Err(SubRefusal::FilterInvalid);
         }
-        if topic::is_shared_subscription(filter) {
-            return Err(SubRefusal::SharedNotSupported);
+        // `$share/<group>/<filter>`: the group is checked here; the policy decides on the whole
+        // string, as AWS IoT does (`topicfilter/$share/<group>/<filter>`), and `iot:Receive`
+        // on the concrete topic of each message.
+        match topic::parse_shared(filter) {
+            Err(_) => return Err(SubRefusal::FilterInvalid),
+            // [MQTT-3.8.3-4]: "No Local" on a shared subscription is a protocol error.
+            Ok(Some(_)) if opts.no_local => return Err(SubRefusal::SharedNoLocal),
+            Ok(_) => {}
         }
         if let Err(d) = self
             .session
@@ -310,6 +337,7 @@ impl ConnCore {
             Ok(existed) => Ok((opts.qos, !existed)),
             Err(SubscribeError::QuotaExceeded) => Err(SubRefusal::QuotaExceeded),
             Err(SubscribeError::SessionGone) => Err(SubRefusal::NotAuthorized),
+            Err(SubscribeError::Invalid) => Err(SubRefusal::FilterInvalid),
         }
     }
 }
@@ -420,7 +448,7 @@ async fn send_one<O: Outbound>(
         // The policy changed after this message was queued: decide again.
         inc(&counters.authz_failures);
         hub.events.emit(BrokerEvent::Denied {
-            device_id: session.client_id.to_string(),
+            device_id: session.device_id.to_string(),
             source: session.lock().identity.source(),
             action: DeniedAction::Receive(d.msg.topic.to_string()),
             reason: denied.reason().to_string(),

@@ -1,0 +1,272 @@
+//! MQTT 5 shared subscriptions (`$share/<group>/<filter>`) against paho-mqtt 2: one member of
+//! a group per message, balanced; members leaving; no retained messages; the policy decides
+//! on the `$share/...` filter string and on each delivered topic.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use ironroot_broker::{Limits, PolicySnapshot};
+use ironroot_policy::Attachment;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::pki::TempDir;
+
+const TOPIC_FILTER_INVALID: u64 = 0x8F;
+const NOT_AUTHORIZED: u64 = 0x87;
+const PROTOCOL_ERROR: u64 = 0x82;
+
+/// Workers may join the `ingest` group on telemetry and status (and nothing outside it);
+/// `worker-4` may subscribe but not receive `dev-2`'s telemetry.
+fn snapshot() -> PolicySnapshot {
+    let mut snap = standard_snapshot();
+    for i in 1..=5 {
+        let deny = if i == 4 {
+            r#",{"Effect":"Deny","Action":"iot:Receive","Resource":"topic/devices/dev-2/telemetry"}"#
+        } else {
+            ""
+        };
+        snap.devices.insert(
+            format!("worker-{i}"),
+            vec![policy(
+                "worker",
+                Attachment::Device,
+                &format!(
+                    r#"{{"Version":"2012-10-17","Statement":[
+                    {{"Effect":"Allow","Action":"iot:Subscribe","Resource":[
+                        "topicfilter/$share/ingest/devices/+/telemetry",
+                        "topicfilter/$share/ingest/devices/+/status",
+                        "topicfilter/$share/+/devices/+/telemetry",
+                        "topicfilter/$share/ingest"]}},
+                    {{"Effect":"Allow","Action":"iot:Receive","Resource":"topic/devices/*"}}{deny}]}}"#
+                ),
+            )],
+        );
+    }
+    snap
+}
+
+/// A subscriber of `filter` that collects messages until the test creates `go`, and one more
+/// second.
+fn member(b: &TestBroker, id: &str, filter: &str, go: &Path) -> Paho {
+    let c = b.client(id);
+    let mut p = Paho::spawn(&paho_spec(
+        b,
+        &c,
+        id,
+        5,
+        json!([
+            ["subscribe", filter, 1],
+            ["wait_file", go, 30],
+            ["sleep", 1.0]
+        ]),
+    ));
+    let ack = p
+        .wait_ev("suback", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{id}: {:?} {}", p.seen, p.stderr()));
+    assert_eq!(ack["codes"], json!([1]), "{id}: {ack}");
+    p
+}
+
+fn publish(b: &TestBroker, dev: &str, topic: &str, from: usize, n: usize) {
+    let steps: Vec<Value> = (from..from + n)
+        .map(|i| json!(["publish", topic, format!("m{i}"), 1, false]))
+        .chain(std::iter::once(json!(["disconnect"])))
+        .collect();
+    let c = b.client(dev);
+    let log = Paho::run(&paho_spec(b, &c, dev, 5, json!(steps)));
+    let acks = evs(&log, "puback");
+    assert_eq!(acks.len(), n, "{log:?}");
+    assert!(acks.iter().all(|a| a["rc"] == 0), "{log:?}");
+}
+
+#[test]
+fn each_group_message_reaches_exactly_one_member_balanced() {
+    const N: usize = 40;
+    let b = TestBroker::start_full(Limits::default(), snapshot());
+    let share = "$share/ingest/devices/+/telemetry";
+    let dir = TempDir::new("share");
+    let go = dir.path().join("go");
+    let members: Vec<Paho> = (1..=3)
+        .chain(5..=5)
+        .map(|i| member(&b, &format!("worker-{i}"), share, &go))
+        .collect();
+    let outside = member(&b, "backend", "devices/+/telemetry", &go);
+    assert!(b.wait_subscriptions(5, Duration::from_secs(5)));
+    let first = evs(&members[0].seen, "connack")[0].clone();
+    assert_ne!(
+        first["props"].get("SharedSubscriptionAvailable"),
+        Some(&json!(0)),
+        "{first}"
+    );
+    publish(&b, "dev-1", "devices/dev-1/telemetry", 0, N);
+    std::fs::write(&go, b"").unwrap();
+    let mut per_member = Vec::new();
+    let mut all: Vec<String> = Vec::new();
+    for m in members {
+        let got = payloads(&m.finish());
+        per_member.push(got.len());
+        all.extend(got);
+    }
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        all.len(),
+        N,
+        "exactly once across the group: {per_member:?}"
+    );
+    assert_eq!(unique.len(), N, "no duplicates: {all:?}");
+    assert!(
+        per_member.iter().all(|&n| n >= N / 4 - 3),
+        "roughly balanced: {per_member:?}"
+    );
+    assert_eq!(
+        payloads(&outside.finish()).len(),
+        N,
+        "the outside subscriber gets all"
+    );
+}
+
+#[test]
+fn a_member_that_leaves_stops_receiving_and_receive_is_decided_per_member() {
+    let b = TestBroker::start_full(Limits::default(), snapshot());
+    let share = "$share/ingest/devices/+/telemetry";
+    // worker-4 may not receive dev-2's telemetry: those messages go to the other member.
+    let dir = TempDir::new("share");
+    let go = dir.path().join("go");
+    let w1 = member(&b, "worker-1", share, &go);
+    let c = b.client("worker-4");
+    let mut w4 = Paho::spawn(&paho_spec(
+        &b,
+        &c,
+        "worker-4",
+        5,
+        json!([
+            ["subscribe", share, 1],
+            ["wait_messages", 5, 10],
+            ["disconnect"]
+        ]),
+    ));
+    assert!(w4.wait_ev("suback", Duration::from_secs(10)).is_some());
+    assert!(b.wait_subscriptions(2, Duration::from_secs(5)));
+    publish(&b, "dev-2", "devices/dev-2/telemetry", 0, 6);
+    publish(&b, "dev-1", "devices/dev-1/telemetry", 6, 10);
+    let w4_got = payloads(&w4.finish());
+    assert_eq!(w4_got.len(), 5, "{w4_got:?}");
+    assert!(
+        w4_got
+            .iter()
+            .all(|p| p["m".len()..].parse::<usize>().unwrap() >= 6),
+        "nothing iot:Receive denies: {w4_got:?}"
+    );
+    // worker-4 disconnected (no persistent session): everything now goes to worker-1.
+    assert!(wait_until(Duration::from_secs(5), || b
+        .handle
+        .stats()
+        .subscriptions
+        == 1));
+    publish(&b, "dev-1", "devices/dev-1/telemetry", 16, 4);
+    std::fs::write(&go, b"").unwrap();
+    let w1_got = payloads(&w1.finish());
+    let mut all: Vec<String> = w1_got.clone();
+    all.extend(w4_got);
+    all.sort_by_key(|p| p[1..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(
+        all, want,
+        "each message once, none lost: worker-1 got {w1_got:?}"
+    );
+}
+
+#[test]
+fn shared_subscribe_gets_no_retained_messages_and_checks_filter_and_policy() {
+    let b = TestBroker::start_full(Limits::default(), snapshot());
+    let c = b.client("dev-1");
+    let log = Paho::run(&paho_spec(
+        &b,
+        &c,
+        "dev-1",
+        5,
+        json!([
+            ["publish", "devices/dev-1/status", "online", 1, true],
+            ["disconnect"]
+        ]),
+    ));
+    assert_eq!(evs(&log, "puback")[0]["rc"], 0, "{log:?}");
+    let w = b.client("worker-1");
+    let log = Paho::run(&paho_spec(
+        &b,
+        &w,
+        "worker-1",
+        5,
+        json!([
+            ["subscribe", "$share/ingest/devices/+/status", 1],
+            ["subscribe", "$share/+/devices/+/telemetry", 1],
+            ["subscribe", "$share/ingest", 1],
+            ["subscribe", "$share/other/devices/+/status", 1],
+            ["sleep", 1.0],
+            ["disconnect"]
+        ]),
+    ));
+    let codes: Vec<Value> = evs(&log, "suback")
+        .iter()
+        .map(|a| a["codes"][0].clone())
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            json!(1),
+            json!(TOPIC_FILTER_INVALID),
+            json!(TOPIC_FILTER_INVALID),
+            json!(NOT_AUTHORIZED)
+        ],
+        "group named by the policy is granted; '+' as group, no filter: invalid; another group: denied"
+    );
+    assert!(
+        evs(&log, "message").is_empty(),
+        "retained message sent: {log:?}"
+    );
+    // The same retained message does reach an ordinary subscription.
+    let backend = b.client("backend");
+    let log = Paho::run(&paho_spec(
+        &b,
+        &backend,
+        "backend",
+        5,
+        json!([
+            ["subscribe", "devices/+/status", 1],
+            ["wait_messages", 1, 5],
+            ["disconnect"]
+        ]),
+    ));
+    assert_eq!(payloads(&log), vec!["online".to_string()], "{log:?}");
+}
+
+#[test]
+fn no_local_on_a_shared_subscription_is_a_protocol_error() {
+    let b = TestBroker::start_full(Limits::default(), snapshot());
+    let w = b.client("worker-1");
+    let ok = Paho::run(&paho_spec(
+        &b,
+        &w,
+        "worker-1",
+        5,
+        json!([
+            ["subscribe", "$share/ingest/devices/+/telemetry", 1],
+            ["disconnect"]
+        ]),
+    ));
+    assert_eq!(evs(&ok, "suback")[0]["codes"], json!([1]), "{ok:?}");
+    let log = Paho::run(&paho_spec(
+        &b,
+        &w,
+        "worker-1",
+        5,
+        json!([
+            ["subscribe", "$share/ingest/devices/+/telemetry", 1, {"no_local": true}],
+            ["wait_disconnect", 5]
+        ]),
+    ));
+    let rc = evs(&log, "disconnect").first().map(|d| d["rc"].clone());
+    assert_eq!(rc, Some(json!(PROTOCOL_ERROR)), "{log:?}");
+}
