@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ntex_mqtt::error::SpecViolation;
+use ntex_mqtt::error::{DecodeError, SpecViolation};
 use ntex_mqtt::v5::codec::{
     ConnectAckReason, Disconnect, DisconnectReasonCode, Encoded, Packet, PublishAckReason,
     RetainHandling, SubscribeAckReason, UnsubscribeAckReason,
@@ -353,6 +353,11 @@ pub(crate) async fn control(
             // as a generic protocol error; MQTT 5 §3.3.2.3.4 names it "Topic Alias invalid".
             if *err == ntex_mqtt::MqttProtocolError::spec(SpecViolation::Connack_3_2_2_17) {
                 pkt.reason_code = DisconnectReasonCode::TopicAliasInvalid;
+            }
+            // A malformed packet (e.g. subscription identifier 0) is 0x81 (MQTT 5 §4.13), not
+            // ntex's "implementation specific error".
+            if *err == ntex_mqtt::MqttProtocolError::Decode(DecodeError::MalformedPacket) {
+                pkt.reason_code = DisconnectReasonCode::MalformedPacket;
             }
             pkt.reason_string = Some(err.to_string().into());
             let cause = match err {

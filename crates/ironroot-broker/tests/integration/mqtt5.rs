@@ -8,6 +8,8 @@ use ironroot_policy::Attachment;
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::pki::key_der;
+use crate::raw;
 
 const TOPIC_ALIAS_INVALID: u64 = 0x94;
 const NOT_AUTHORIZED: u64 = 0x87;
@@ -362,4 +364,51 @@ fn outbound_topic_aliases_honour_the_client_maximum() {
                 && m["props"].get("TopicAlias").is_none()),
         "{got:?}"
     );
+}
+
+/// SUBSCRIBE with a subscription identifier property (`0x0B`, variable byte integer `id`).
+fn subscribe_with_id(pid: u16, filter: &str, id: u8) -> Vec<u8> {
+    let mut b = pid.to_be_bytes().to_vec();
+    b.extend_from_slice(&[2, 0x0B, id]);
+    b.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+    b.extend_from_slice(filter.as_bytes());
+    b.push(1);
+    raw::packet(0x82, &b)
+}
+
+#[test]
+fn subscription_identifier_zero_is_malformed() {
+    use tokio::io::AsyncWriteExt;
+    let b = TestBroker::start();
+    let c = b.client("dev-1");
+    let cfg = raw::client_config(&b.pki.ca_der, c.cert_der.clone(), key_der(&c.key_pem));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let v5 = raw::ConnectOpts {
+            v5: true,
+            ..raw::ConnectOpts::default()
+        };
+        for (id, ok) in [(5u8, true), (0, false)] {
+            let mut io = raw::dial(b.port, cfg.clone()).await.unwrap();
+            assert_eq!(raw::mqtt_connect(&mut io, "dev-1", &v5).await.unwrap().1, 0);
+            io.write_all(&subscribe_with_id(1, "devices/dev-1/commands", id))
+                .await
+                .unwrap();
+            io.flush().await.unwrap();
+            let p = raw::read_timeout(&mut io, Duration::from_secs(5))
+                .await
+                .expect("an answer")
+                .expect("a packet");
+            if ok {
+                assert_eq!(p.kind(), 0x90, "SUBACK for id {id}");
+                assert_eq!(p.body.last(), Some(&1), "granted QoS 1");
+            } else {
+                assert_eq!(p.kind(), 0xE0, "DISCONNECT for id 0: {p:?}");
+                assert_eq!(p.body.first(), Some(&0x81), "Malformed Packet");
+            }
+        }
+    });
 }

@@ -270,3 +270,39 @@ fn no_local_on_a_shared_subscription_is_a_protocol_error() {
     let rc = evs(&log, "disconnect").first().map(|d| d["rc"].clone());
     assert_eq!(rc, Some(json!(PROTOCOL_ERROR)), "{log:?}");
 }
+
+#[test]
+fn mosquitto_sub_members_share_a_group_over_mqtt5_and_311() {
+    const N: usize = 10;
+    let b = TestBroker::start_full(Limits::default(), snapshot());
+    let subs: Vec<Background> = [("worker-1", true), ("worker-2", false)]
+        .into_iter()
+        .map(|(id, v5)| {
+            let c = b.client(id);
+            let mut cmd = mosquitto("mosquitto_sub", &b, &c, id, v5);
+            cmd.args([
+                "-t",
+                "$share/ingest/devices/+/telemetry",
+                "-q",
+                "1",
+                "-W",
+                "6",
+            ]);
+            Background::spawn(cmd)
+        })
+        .collect();
+    assert!(b.wait_subscriptions(2, Duration::from_secs(5)));
+    publish(&b, "dev-1", "devices/dev-1/telemetry", 0, N);
+    let mut all: Vec<String> = Vec::new();
+    let mut per_member = Vec::new();
+    for s in subs {
+        let (_, lines) = s.finish(Duration::from_secs(10));
+        let got: Vec<String> = lines.into_iter().filter(|l| l.starts_with('m')).collect();
+        per_member.push(got.len());
+        all.extend(got);
+    }
+    all.sort_by_key(|p| p[1..].parse::<usize>().unwrap());
+    let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
+    assert_eq!(all, want, "each message to one member: {per_member:?}");
+    assert_eq!(per_member, vec![N / 2, N / 2], "round-robin");
+}
