@@ -330,6 +330,7 @@ impl Hub {
         }
         self.events.emit(BrokerEvent::Connected {
             device_id,
+            client_id: client_id.clone(),
             source: req.source,
             serial,
             protocol: req.protocol,

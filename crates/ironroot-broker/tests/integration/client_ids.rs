@@ -100,15 +100,21 @@ fn widened_policy_accepts_several_client_ids_and_revocation_cuts_them_all() {
     // The connection quota is the identity's, whatever the client id.
     assert_eq!(connack(&b, &c, "dev-1-c"), QUOTA_EXCEEDED);
     // Audit: connections are recorded under the device, not the client id.
-    let connected: Vec<String> = b
+    let mut connected: Vec<(String, String)> = b
         .events()
         .iter()
         .filter_map(|e| match e {
-            BrokerEvent::Connected { device_id, .. } => Some(device_id.clone()),
+            BrokerEvent::Connected {
+                device_id,
+                client_id,
+                ..
+            } => Some((device_id.clone(), client_id.clone())),
             _ => None,
         })
         .collect();
-    assert_eq!(connected, vec!["dev-1".to_string(), "dev-1".to_string()]);
+    connected.sort();
+    let want = |c: &str| ("dev-1".to_string(), c.to_string());
+    assert_eq!(connected, vec![want("dev-1-a"), want("dev-1-b")]);
     // Revoking the certificate cuts every connection made with it.
     b.pki.revoke(&c);
     assert_eq!(b.handle.revoke_serial(&c.broker_serial()), 2);

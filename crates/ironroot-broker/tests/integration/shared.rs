@@ -306,3 +306,76 @@ fn mosquitto_sub_members_share_a_group_over_mqtt5_and_311() {
     assert_eq!(all, want, "each message to one member: {per_member:?}");
     assert_eq!(per_member, vec![N / 2, N / 2], "round-robin");
 }
+
+/// QoS 1 into a group whose only member stopped reading: the publisher is held, then refused
+/// (`0x97`), never acknowledged for a message no member queued; once a member with room joins,
+/// messages go to it without waiting.
+#[test]
+fn qos1_backpressure_holds_for_a_stalled_group_and_a_member_with_room_is_preferred() {
+    use crate::overload::open;
+    use crate::raw;
+    use tokio::io::AsyncWriteExt;
+    let mut limits = Limits::default();
+    limits.max_queued_messages = 5;
+    limits.backpressure_timeout = Duration::from_millis(300);
+    let b = TestBroker::start_full(limits, snapshot());
+    let share = "$share/ingest/devices/+/telemetry";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut stalled = open(&b, "worker-1", true).await;
+        stalled
+            .write_all(&raw::subscribe(true, 1, share, 1))
+            .await
+            .unwrap();
+        let suback = raw::read_timeout(&mut stalled, Duration::from_secs(5)).await;
+        assert!(matches!(suback, Some(Ok(ref p)) if p.kind() == 0x90 && p.body.last() == Some(&1)));
+        // worker-1 reads nothing from here on.
+        let mut dev = open(&b, "dev-1", true).await;
+        let publish = |pid: u16| raw::publish(true, "devices/dev-1/telemetry", 1, pid, false, b"m");
+        async fn puback(io: &mut crate::raw::Tls, pid: u16) -> Option<u8> {
+            loop {
+                let p = raw::read_timeout(io, Duration::from_secs(10)).await?.ok()?;
+                if p.kind() == 0x40 {
+                    assert_eq!(u16::from_be_bytes([p.body[0], p.body[1]]), pid);
+                    return Some(if p.body.len() > 2 { p.body[2] } else { 0 });
+                }
+            }
+        }
+        let mut accepted = 0;
+        let mut pid = 0;
+        loop {
+            pid += 1;
+            assert!(pid < 200, "never refused: the group's queue is not bounded");
+            dev.write_all(&publish(pid)).await.unwrap();
+            match puback(&mut dev, pid).await {
+                Some(0) => accepted += 1,
+                Some(0x97) => break,
+                other => panic!("PUBACK {other:?} for message {pid}"),
+            }
+        }
+        assert!(accepted >= 5, "the member's queue took its 5: {accepted}");
+        assert_eq!(b.handle.stats().backpressure_timeouts, 1);
+        // A second member with room: the next messages go to it at once.
+        let dir = TempDir::new("share");
+        let go = dir.path().join("go");
+        let fresh = member(&b, "worker-2", share, &go);
+        assert!(b.wait_subscriptions(2, Duration::from_secs(5)));
+        for _ in 0..3 {
+            pid += 1;
+            let t0 = std::time::Instant::now();
+            dev.write_all(&publish(pid)).await.unwrap();
+            assert_eq!(puback(&mut dev, pid).await, Some(0));
+            assert!(
+                t0.elapsed() < Duration::from_millis(250),
+                "not held: {:?}",
+                t0.elapsed()
+            );
+        }
+        std::fs::write(&go, b"").unwrap();
+        assert_eq!(payloads(&fresh.finish()).len(), 3);
+        drop(stalled);
+    });
+}
