@@ -91,7 +91,7 @@ pub fn certificate_identity(data: &[u8]) {
 mod tests {
     #[test]
     fn sample_inputs_agree() {
-        super::routing(b"Fa/+\nF#\nFa/#\nR$x/a\nRa/b\nTa/b\nT$x/a\nSa/#\nS#\nUa/+\nTa/b\nDa/b\nS+/+\n0a:ff\ndev-1");
+        super::routing(b"Fa/+\nF#\nFa/#\nR$x/a\nRa/b\nTa/b\nT$x/a\nSa/#\nS#\nUa/+\nTa/b\nDa/b\nS+/+\n0a:ff\ndev-1\n$share/g/a/+\n$share//a");
         super::certificate_identity(b"\x30\x03\x02\x01\x00");
     }
 }
