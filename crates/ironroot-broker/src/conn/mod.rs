@@ -292,7 +292,23 @@ impl ConnCore {
                 Some(d) => delivery = d,
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || ntex_util::time::timeout(left, room).await.is_err() {
+            // A share-group message also looks, every few milliseconds, for another member
+            // that has room now: room in the awaited member's queue is not the only way out.
+            let tick = match group {
+                Some(_) => left.min(SHARED_RECHECK),
+                None => left,
+            };
+            if !left.is_zero() && ntex_util::time::timeout(tick, room).await.is_ok() {
+                continue;
+            }
+            if let Some(g) = &group
+                && self
+                    .hub
+                    .offer_to_member_with_room(g, &delivery.msg, session.id)
+            {
+                return true;
+            }
+            if tick >= left {
                 inc(&self.hub.stats.backpressure_timeouts);
                 inc(&session.counters.messages_dropped);
                 self.hub.metrics.dropped(metrics::Drop::BackpressureTimeout);
@@ -379,6 +395,9 @@ pub(crate) trait Outbound: 'static {
 }
 
 const BATCH: usize = 64;
+
+/// How often a publisher held by a full share-group member looks for another member with room.
+const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Drains the session queue into the connection until the connection ends, is kicked, or is
 /// replaced by another connection of the same session.

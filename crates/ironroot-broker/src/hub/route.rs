@@ -16,6 +16,18 @@ use crate::message::{Delivery, Message};
 use crate::metrics;
 use crate::session::{Enqueued, OnFull, SessionState, SubOptions};
 
+/// The delivery of `msg` to the share-group member `member`, with that subscription's options.
+fn shared_delivery(member: &SubEntry, msg: &Arc<Message>) -> Delivery {
+    Delivery {
+        msg: msg.clone(),
+        qos: msg.qos.min(member.opts.qos),
+        retain: member.opts.retain_as_published && msg.retain,
+        dup: false,
+        epoch: member.session.epoch(),
+        sub_ids: member.opts.id.into_iter().collect(),
+    }
+}
+
 impl Hub {
     /// Routes a published message to every matching subscription, and to one member of every
     /// matching share group. With [`OnFull::Wait`], the QoS 1/2 deliveries that found a
@@ -92,23 +104,45 @@ impl Hub {
                 e.session.standing(max)
             }
         })?;
-        let retain = member.opts.retain_as_published && msg.retain;
-        let ids: Box<[NonZeroU32]> = member.opts.id.into_iter().collect();
-        let qos = msg.qos.min(member.opts.qos);
-        let d = Delivery {
-            msg: msg.clone(),
-            qos,
-            retain,
-            dup: false,
-            epoch: member.session.epoch(),
-            sub_ids: ids,
-        };
-        self.offer(&member.session, d, on_full)
+        self.offer(&member.session, shared_delivery(&member, msg), on_full)
             .map(|delivery| Blocked {
                 session: member.session.clone(),
                 delivery,
                 group: Some(group.clone()),
             })
+    }
+
+    /// A QoS 1/2 message held for share-group member `held_by` (its queue is full): offers it to
+    /// another member that has room now. `true` when that member took it. Decides
+    /// `iot:Receive` without an event (the periodic re-check would repeat it).
+    pub(crate) fn offer_to_member_with_room(
+        &self,
+        group: &SharedGroup,
+        msg: &Arc<Message>,
+        held_by: u64,
+    ) -> bool {
+        let max = self.limits.max_queued_messages;
+        let Some(member) = group.pick(|e| {
+            let ready = e.session.id != held_by
+                && e.session.standing(max) == Standing::Ready
+                && e.session
+                    .policy()
+                    .authorize(Action::Receive { topic: &msg.topic })
+                    .is_ok();
+            if ready {
+                Standing::Ready
+            } else {
+                Standing::Refused
+            }
+        }) else {
+            return false;
+        };
+        self.offer(
+            &member.session,
+            shared_delivery(&member, msg),
+            OnFull::Retry,
+        )
+        .is_none()
     }
 
     /// Decides `iot:Receive` for one subscriber on a concrete topic, emitting the denial event.

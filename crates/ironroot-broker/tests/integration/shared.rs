@@ -379,3 +379,64 @@ fn qos1_backpressure_holds_for_a_stalled_group_and_a_member_with_room_is_preferr
         drop(stalled);
     });
 }
+
+/// A QoS 1 message held for a stalled member moves to a member that joins with room, before
+/// the backpressure timeout: the publisher is acknowledged, and that member has it.
+#[test]
+fn a_held_qos1_message_moves_to_a_member_with_room() {
+    use crate::overload::open;
+    use crate::raw;
+    use tokio::io::AsyncWriteExt;
+    let mut limits = Limits::default();
+    limits.max_queued_messages = 5;
+    limits.backpressure_timeout = Duration::from_secs(8);
+    let b = TestBroker::start_full(limits, snapshot());
+    let share = "$share/ingest/devices/+/telemetry";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut stalled = open(&b, "worker-1", true).await;
+        stalled
+            .write_all(&raw::subscribe(true, 1, share, 1))
+            .await
+            .unwrap();
+        let suback = raw::read_timeout(&mut stalled, Duration::from_secs(5)).await;
+        assert!(matches!(suback, Some(Ok(ref p)) if p.kind() == 0x90));
+        let mut dev = open(&b, "dev-1", true).await;
+        let mut pid = 0u16;
+        // Publish until one PUBACK does not come within 500 ms: that message is held.
+        loop {
+            pid += 1;
+            assert!(pid < 200, "never held");
+            let pkt = raw::publish(true, "devices/dev-1/telemetry", 1, pid, false, b"m");
+            dev.write_all(&pkt).await.unwrap();
+            match raw::read_timeout(&mut dev, Duration::from_millis(500)).await {
+                None => break,
+                Some(Ok(p)) if p.kind() == 0x40 && (p.body.len() <= 2 || p.body[2] == 0) => {}
+                other => panic!("unexpected answer to {pid}: {other:?}"),
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let dir = TempDir::new("share");
+        let go = dir.path().join("go");
+        let fresh = member(&b, "worker-2", share, &go);
+        let ack = raw::read_timeout(&mut dev, Duration::from_secs(10))
+            .await
+            .expect("PUBACK")
+            .expect("packet");
+        assert_eq!(ack.kind(), 0x40);
+        assert_eq!(u16::from_be_bytes([ack.body[0], ack.body[1]]), pid);
+        assert!(ack.body.len() <= 2 || ack.body[2] == 0, "success: {ack:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(6),
+            "moved, not timed out: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(b.handle.stats().backpressure_timeouts, 0);
+        std::fs::write(&go, b"").unwrap();
+        assert_eq!(payloads(&fresh.finish()), vec!["m".to_string()]);
+        drop(stalled);
+    });
+}
