@@ -324,17 +324,7 @@ impl Inner {
         let Some(r) = self.running.lock().take() else {
             return;
         };
-        let connected: Vec<String> = self
-            .hub
-            .registry
-            .lock()
-            .sessions
-            .keys()
-            .map(|k| k.to_string())
-            .collect();
-        for id in connected {
-            self.hub.kick(&id, KickReason::Shutdown);
-        }
+        self.hub.kick_all(KickReason::Shutdown);
         // The stop command is queued synchronously; the returned future only reports completion.
         drop(r.server.stop(false));
         let _ = r.thread.join();
@@ -411,14 +401,10 @@ impl BrokerHandle {
         }
     }
 
-    /// Whether `device_id` has a live connection.
-    pub fn is_connected(&self, device_id: &str) -> bool {
-        self.hub()
-            .registry
-            .lock()
-            .sessions
-            .get(device_id)
-            .is_some_and(|s| s.lock().attached.is_some())
+    /// Whether `id` has a live connection: a device id (under any client id it holds) or a
+    /// client id.
+    pub fn is_connected(&self, id: &str) -> bool {
+        self.hub().is_connected(id)
     }
 
     /// Counters of one device.

@@ -65,9 +65,9 @@ pub struct IdentityLimits {
     pub max_connections: u32,
 }
 
-/// Live connections one identity may hold unless an override says otherwise. With the client
-/// id pinned to the device id, a second CONNECT of the identity takes the first session over
-/// (MQTT's rule for one client id), so one identity never holds more than one connection today.
+/// Live connections one identity may hold unless an override says otherwise. A second CONNECT
+/// with the same client id takes the first session over (not counted twice); a second client
+/// id, which only a policy widening `iot:Connect` allows, counts against this.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY: u32 = 1;
 
 /// Limits enforced per connection, per session and per source address.
@@ -93,6 +93,10 @@ pub struct Limits {
     pub publish_rate: Option<RateLimit>,
     /// Subscriptions one session may hold.
     pub max_subscriptions: usize,
+    /// MQTT 5 topic aliases a client may set per connection (the CONNACK "topic alias
+    /// maximum"); an alias above it, or an unknown one, closes the connection with `0x94`.
+    /// 0 disables inbound aliases.
+    pub topic_alias_max: u16,
     /// New TCP connections per source IP address, enforced before the TLS handshake.
     /// `None` disables the limit.
     pub connection_rate_per_ip: Option<RateLimit>,
@@ -163,6 +167,7 @@ impl Default for Limits {
             backpressure_timeout: Duration::from_secs(10),
             publish_rate: Some(RateLimit::new(100.0, 200.0)),
             max_subscriptions: 50,
+            topic_alias_max: 16,
             connection_rate_per_ip: Some(RateLimit::new(100.0, 200.0)),
             max_keepalive_secs: 1_200,
             tls_handshake_timeout: Duration::from_secs(10),

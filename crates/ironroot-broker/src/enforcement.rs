@@ -23,19 +23,36 @@ pub struct EnforcementReport {
 }
 
 impl Hub {
-    /// Closes the live connection of `device_id`; returns whether there was one.
+    /// Closes the live connections of `device_id` (every client id it holds); returns whether
+    /// there was one.
     pub(crate) fn kick(&self, device_id: &str, reason: KickReason) -> bool {
         let reg = self.registry.lock();
-        let Some(session) = reg.sessions.get(device_id) else {
-            return false;
-        };
+        let mut any = false;
+        for session in reg.sessions.values() {
+            if &*session.device_id == device_id {
+                any |= self.kick_session(session, reason);
+            }
+        }
+        any
+    }
+
+    /// Closes every live connection.
+    pub(crate) fn kick_all(&self, reason: KickReason) {
+        let reg = self.registry.lock();
+        for session in reg.sessions.values() {
+            self.kick_session(session, reason);
+        }
+    }
+
+    /// Closes the live connection of one session; returns whether there was one.
+    fn kick_session(&self, session: &SessionState, reason: KickReason) -> bool {
         let inner = session.lock();
         let Some(a) = &inner.attached else {
             return false;
         };
         a.signal.kick(reason);
         self.events.emit(BrokerEvent::Kicked {
-            device_id: device_id.to_string(),
+            device_id: session.device_id.to_string(),
             source: a.source,
             reason,
         });
@@ -55,7 +72,7 @@ impl Hub {
                 a.signal.kick(KickReason::Revoked);
                 closed += 1;
                 self.events.emit(BrokerEvent::Kicked {
-                    device_id: session.client_id.to_string(),
+                    device_id: session.device_id.to_string(),
                     source: a.source,
                     reason: KickReason::Revoked,
                 });
@@ -64,20 +81,25 @@ impl Hub {
         closed
     }
 
-    /// Puts a device into quarantine or releases it, and applies the change to its session.
+    /// Puts a device into quarantine or releases it, and applies the change to its sessions
+    /// (every client id it holds).
     pub(crate) fn set_quarantine(&self, device_id: &str, on: bool) -> EnforcementReport {
-        let session = {
+        let sessions: Vec<Arc<SessionState>> = {
             let mut reg = self.registry.lock();
             if on {
                 reg.quarantined.insert(device_id.into());
             } else {
                 reg.quarantined.remove(device_id);
             }
-            reg.sessions.get(device_id).cloned()
+            reg.sessions
+                .values()
+                .filter(|s| &*s.device_id == device_id)
+                .cloned()
+                .collect()
         };
         let mut report = EnforcementReport::default();
-        if let Some(s) = session {
-            self.reevaluate(&s, on, &mut report);
+        for s in &sessions {
+            self.reevaluate(s, on, &mut report);
         }
         report
     }
@@ -88,15 +110,14 @@ impl Hub {
     pub(crate) fn policy_changed(&self, devices: Option<&[&str]>) -> EnforcementReport {
         let targets: Vec<(Arc<SessionState>, bool)> = {
             let reg = self.registry.lock();
-            let pick = |s: &Arc<SessionState>| (s.clone(), reg.quarantined.contains(&s.client_id));
-            match devices {
-                None => reg.sessions.values().map(pick).collect(),
-                Some(ids) => ids
-                    .iter()
-                    .filter_map(|id| reg.sessions.get(*id))
-                    .map(pick)
-                    .collect(),
-            }
+            let pick = |s: &Arc<SessionState>| (s.clone(), reg.quarantined.contains(&s.device_id));
+            // Sessions by owning device: a device holds several client ids when its policy
+            // widens `iot:Connect`.
+            reg.sessions
+                .values()
+                .filter(|s| devices.is_none_or(|ids| ids.contains(&&*s.device_id)))
+                .map(pick)
+                .collect()
         };
         let mut report = EnforcementReport::default();
         for (s, quarantined) in &targets {
@@ -123,7 +144,7 @@ impl Hub {
                 && self.unsubscribe(session, &f)
             {
                 self.events.emit(BrokerEvent::Denied {
-                    device_id: session.client_id.to_string(),
+                    device_id: session.device_id.to_string(),
                     source: identity.source(),
                     action: DeniedAction::SubscriptionRevoked(f.to_string()),
                     reason: denied.reason().to_string(),
@@ -134,7 +155,7 @@ impl Hub {
         report.subscriptions_removed += removed.len();
         if !removed.is_empty() {
             self.events.emit(BrokerEvent::SubscriptionsRevoked {
-                device_id: session.client_id.to_string(),
+                device_id: session.device_id.to_string(),
                 filters: removed,
             });
         }
@@ -144,7 +165,7 @@ impl Hub {
             } else {
                 KickReason::PolicyChanged
             };
-            if self.kick(&session.client_id, reason) {
+            if self.kick_session(session, reason) {
                 report.connections_closed += 1;
             }
         }

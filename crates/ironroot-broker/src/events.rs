@@ -118,8 +118,10 @@ pub enum DeniedAction {
 pub enum BrokerEvent {
     /// A client completed CONNECT.
     Connected {
-        /// Device id (= client id = certificate CN).
+        /// Device id (certificate CN).
         device_id: String,
+        /// MQTT client id: the device id unless a policy widened `iot:Connect`.
+        client_id: String,
         /// Remote address.
         source: SocketAddr,
         /// Certificate serial (`None` on a `danger` plaintext listener).

@@ -68,6 +68,10 @@ pub fn routing(data: &[u8]) {
             }
             _ => {
                 let _ = validate_client_id(line);
+                if let Ok(Some(sh)) = crate::topic::parse_shared(line) {
+                    assert_eq!(format!("$share/{}/{}", sh.group, sh.filter), line);
+                    assert!(validate_topic_filter(sh.filter).is_ok());
+                }
                 if let Ok(s) = Serial::from_hex(line) {
                     assert_eq!(Serial::from_hex(&s.to_string()).ok(), Some(s));
                 }
@@ -87,7 +91,7 @@ pub fn certificate_identity(data: &[u8]) {
 mod tests {
     #[test]
     fn sample_inputs_agree() {
-        super::routing(b"Fa/+\nF#\nFa/#\nR$x/a\nRa/b\nTa/b\nT$x/a\nSa/#\nS#\nUa/+\nTa/b\nDa/b\nS+/+\n0a:ff\ndev-1");
+        super::routing(b"Fa/+\nF#\nFa/#\nR$x/a\nRa/b\nTa/b\nT$x/a\nSa/#\nS#\nUa/+\nTa/b\nDa/b\nS+/+\n0a:ff\ndev-1\n$share/g/a/+\n$share//a");
         super::certificate_identity(b"\x30\x03\x02\x01\x00");
     }
 }

@@ -2,19 +2,21 @@
 //!
 //! The TLS layer (the caller's rustls `ServerConfig` with ironroot's verifier) has already
 //! checked the chain and the revoked set when the broker sees a connection. The broker reads
-//! the subject common name — the device id — and the serial from the end-entity certificate,
-//! and requires the MQTT client id to equal that common name.
+//! the subject common name — the device id — and the serial from the end-entity certificate.
+//! The MQTT client id equals that common name by default; a policy allowing `iot:Connect` on
+//! `client/<other-id>` widens it (several client ids under one identity, see `registry`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ironroot_pki::{DeviceId, DeviceIdError, Serial};
 
-/// The identity of one connection: device id (certificate CN = MQTT client id), certificate
-/// serial, and source address.
+/// The identity of one connection: device id (certificate CN), the MQTT client id it connected
+/// with (the device id unless a policy widened it), certificate serial, and source address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceIdentity {
     device_id: Arc<str>,
+    client_id: Arc<str>,
     serial: Option<Serial>,
     source: SocketAddr,
 }
@@ -22,17 +24,36 @@ pub struct DeviceIdentity {
 impl DeviceIdentity {
     /// Builds an identity (the broker does this from the verified certificate; public for
     /// policy-provider tests).
+    /// The client id is the device id; see [`DeviceIdentity::with_client_id`].
     pub fn new(device_id: impl Into<Arc<str>>, serial: Option<Serial>, source: SocketAddr) -> Self {
+        let device_id = device_id.into();
         DeviceIdentity {
-            device_id: device_id.into(),
+            client_id: device_id.clone(),
+            device_id,
             serial,
             source,
         }
     }
 
-    /// The device id: the certificate's subject common name, equal to the MQTT client id.
+    /// The same identity connecting with another MQTT client id (`iot:Connect` decides it).
+    #[must_use]
+    pub fn with_client_id(mut self, client_id: impl Into<Arc<str>>) -> Self {
+        self.client_id = client_id.into();
+        self
+    }
+
+    /// The device id: the certificate's subject common name.
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The MQTT client id of the connection (`${iot:ClientId}` in policies).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub(crate) fn client_id_arc(&self) -> &Arc<str> {
+        &self.client_id
     }
 
     pub(crate) fn device_id_arc(&self) -> &Arc<str> {
@@ -104,8 +125,11 @@ pub(crate) fn claimed(der: &[u8]) -> Result<(String, Serial), IdentityError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientIdError {
-    /// The client id is empty (the broker never assigns ids: the id is the certificate's CN).
-    #[error("client id is empty; it must equal the certificate common name")]
+    /// The client id is empty where the broker cannot assign one (MQTT 3.1.1 without clean
+    /// session, or no certificate to take the device id from).
+    #[error(
+        "client id is empty; send the certificate common name, or connect with a clean session to have it assigned"
+    )]
     Empty,
     /// The client id contains `+`, `#`, `/` or `$`, which would widen policy variables or topics.
     #[error("client id contains a reserved character ('+', '#', '/' or '$')")]
@@ -122,9 +146,14 @@ pub enum ClientIdError {
         "client id is not a device id: only A-Z a-z 0-9 and . _ : -, starting with a letter or digit"
     )]
     NotADeviceId,
-    /// The client id differs from the certificate's common name.
-    #[error("client id does not match the certificate common name")]
+    /// The client id differs from the certificate's common name and no policy allows
+    /// `iot:Connect` on `client/<that id>`.
+    #[error("client id does not match the certificate common name and no policy allows it")]
     CertificateMismatch,
+    /// The client id names a session that belongs to another device identity: a session is
+    /// never taken over across identities, whatever the policies allow.
+    #[error("client id is in use by a session of another device")]
+    OwnedByAnotherDevice,
 }
 
 /// Longest client id the broker accepts: [`DeviceId::MAX_LEN`] (AWS IoT uses the same limit).

@@ -8,10 +8,11 @@
 //! [`EventSink`].
 //!
 //! ```text
-//!  device ──TCP──▶ per-IP rate ──TLS (caller's ServerConfig)──▶ CONNECT: client id == cert CN?
+//!  device ──TCP──▶ per-IP rate ──TLS (caller's ServerConfig)──▶ CONNECT: identity = cert CN
 //!                                                                  │ PolicyProvider → SessionPolicy
-//!                                                                  ▼ iot:Connect, will topic
+//!                                                                  ▼ iot:Connect(client id), will
 //!   PUBLISH ─iot:Publish/RetainPublish─▶ route (topic trie) ─iot:Receive per subscriber─▶ queue
+//!                                        (+ one member per $share group)
 //!   SUBSCRIBE ─iot:Subscribe(filter)─▶ trie + retained (iot:Receive)       │ delivery task
 //!                                                                          ▼ (owning worker)
 //!   BrokerHandle: kick · revoke_serial · set_quarantine · policy_changed ──▶ live sessions

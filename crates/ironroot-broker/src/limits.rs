@@ -169,7 +169,6 @@ impl IdentityConnections {
     }
 
     /// Live connections of `id`.
-    #[cfg(test)]
     pub(crate) fn live(&self, id: &str) -> u32 {
         self.live.get(id).copied().unwrap_or(0)
     }

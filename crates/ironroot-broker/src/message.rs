@@ -102,6 +102,8 @@ pub(crate) struct Delivery {
     /// The session's policy epoch when `iot:Receive` was decided; re-decided at send time when
     /// the policy changed since.
     pub(crate) epoch: u64,
+    /// MQTT 5 subscription identifiers of the subscriptions it matched (empty: none).
+    pub(crate) sub_ids: Box<[std::num::NonZeroU32]>,
 }
 
 #[cfg(test)]

@@ -105,7 +105,8 @@ impl IronrootPolicies {
         let id = identity.device_id();
         let facts = snap.facts.get(id);
         let attributes = facts.map(|f| f.attributes.clone()).unwrap_or_default();
-        let ctx = ConnectionContext::new(id)
+        // `${iot:ClientId}` is the MQTT client id (the device id unless a policy widened it).
+        let ctx = ConnectionContext::new(identity.client_id())
             .with_thing(id, attributes)
             .with_certificate_common_name(id);
         if quarantined {

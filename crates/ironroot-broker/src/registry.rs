@@ -99,6 +99,8 @@ pub(crate) struct Accepted {
     pub(crate) will: Option<Will>,
     /// The identity's limits after its overrides.
     pub(crate) limits: IdentityLimits,
+    /// The client id the broker assigned for a zero-length one (the device id).
+    pub(crate) assigned_client_id: Option<String>,
 }
 
 /// How a CONNECT is refused; mapped to a v3 return code or v5 reason code by the caller.
@@ -164,14 +166,17 @@ impl Hub {
                 RefuseCode::BadAuthMethod,
             ));
         }
-        let id_check = identity::validate_client_id(&req.client_id).and_then(|()| {
-            if req.client_id == device_id {
-                Ok(())
-            } else {
-                Err(ClientIdError::CertificateMismatch)
-            }
-        });
-        if let Err(e) = id_check {
+        // A zero-length client id gets the certificate's device id (MQTT 5 §3.1.3.1; 3.1.1
+        // only with clean session, [MQTT-3.1.3-7]); CONNACK v5 carries it back.
+        let assigned = req.client_id.is_empty()
+            && serial.is_some()
+            && (req.protocol == Protocol::V5 || req.clean_start);
+        let client_id = if assigned {
+            device_id.clone()
+        } else {
+            req.client_id.clone()
+        };
+        if let Err(e) = identity::validate_client_id(&client_id) {
             inc(&counters.auth_failures);
             return Err(self.refuse(
                 &req,
@@ -190,7 +195,8 @@ impl Hub {
                 RefuseCode::TopicNameInvalid,
             ));
         }
-        let identity = DeviceIdentity::new(device_id.as_str(), serial.clone(), req.source);
+        let identity = DeviceIdentity::new(device_id.as_str(), serial.clone(), req.source)
+            .with_client_id(client_id.as_str());
         let limits = self
             .limits
             .for_identity(&device_id, &self.provider.groups(&identity));
@@ -205,10 +211,34 @@ impl Hub {
         }
         let quarantined = reg.quarantined.contains(device_id.as_str());
         let policy = self.provider.session_policy(&identity, quarantined);
+        // `iot:Connect` on `client/<client id>` decides the client id: the default policy pins
+        // it to the device id; a policy may widen it. Another id refused while the device id
+        // itself would pass stays "identifier rejected" (0x85), as before widening existed.
         if let Err(denied) = policy.authorize(Action::Connect) {
             drop(reg);
+            let as_itself = || {
+                let own = identity.clone().with_client_id(device_id.as_str());
+                let own = self.provider.session_policy(&own, quarantined);
+                own.authorize(Action::Connect).is_ok()
+            };
+            if client_id != device_id && as_itself() {
+                inc(&counters.auth_failures);
+                let reason = RefusalReason::ClientId(ClientIdError::CertificateMismatch);
+                return Err(self.refuse(&req, cn, reason, RefuseCode::IdentifierRejected));
+            }
             inc(&counters.authz_failures);
             let reason = RefusalReason::NotAuthorized(denied.reason().to_string());
+            return Err(self.refuse(&req, cn, reason, RefuseCode::NotAuthorized));
+        }
+        // One live session per client id, and a session stays with the identity that created
+        // it: identity B never takes over (or resumes) a session of identity A, even when B's
+        // policy allows the client id.
+        if let Some(old) = reg.sessions.get(client_id.as_str())
+            && *old.device_id != *device_id
+        {
+            drop(reg);
+            inc(&counters.auth_failures);
+            let reason = RefusalReason::ClientId(ClientIdError::OwnedByAnotherDevice);
             return Err(self.refuse(&req, cn, reason, RefuseCode::NotAuthorized));
         }
         let will = match &req.will {
@@ -235,7 +265,7 @@ impl Hub {
             source: req.source,
             serial: serial.clone(),
         };
-        let existing = reg.sessions.get(device_id.as_str()).cloned();
+        let existing = reg.sessions.get(client_id.as_str()).cloned();
         let taking_over = existing
             .as_ref()
             .is_some_and(|old| old.lock().attached.is_some());
@@ -280,8 +310,8 @@ impl Hub {
             }
         };
         reg.sessions
-            .insert(identity.device_id_arc().clone(), session.clone());
-        reg.detached.remove(device_id.as_str());
+            .insert(identity.client_id_arc().clone(), session.clone());
+        reg.detached.remove(client_id.as_str());
         drop(reg);
 
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
@@ -300,6 +330,7 @@ impl Hub {
         }
         self.events.emit(BrokerEvent::Connected {
             device_id,
+            client_id: client_id.clone(),
             source: req.source,
             serial,
             protocol: req.protocol,
@@ -321,6 +352,7 @@ impl Hub {
             expiry: w.expiry_secs.map(|secs| Duration::from_secs(secs.into())),
         });
         Ok(Accepted {
+            assigned_client_id: assigned.then_some(client_id),
             session,
             conn_id,
             signal,
@@ -399,7 +431,7 @@ impl Hub {
         }
         inc(&session.counters.disconnects);
         self.events.emit(BrokerEvent::Disconnected {
-            device_id: session.client_id.to_string(),
+            device_id: session.device_id.to_string(),
             source,
             cause,
         });
@@ -424,7 +456,7 @@ impl Hub {
         if let Err(d) = denied {
             inc(&session.counters.authz_failures);
             self.events.emit(BrokerEvent::Denied {
-                device_id: session.client_id.to_string(),
+                device_id: session.device_id.to_string(),
                 source: session.lock().identity.source(),
                 action: DeniedAction::Publish(msg.topic.to_string()),
                 reason: d.reason().to_string(),
@@ -438,7 +470,7 @@ impl Hub {
             );
         }
         self.events.emit(BrokerEvent::WillPublished {
-            device_id: session.client_id.to_string(),
+            device_id: session.device_id.to_string(),
             topic: msg.topic.to_string(),
         });
         self.route(&msg, OnFull::Drop);
@@ -484,7 +516,7 @@ impl Hub {
         for session in expired {
             let discarded = self.discard_subscriptions(&session);
             self.events.emit(BrokerEvent::SessionExpired {
-                device_id: session.client_id.to_string(),
+                device_id: session.device_id.to_string(),
                 discarded_messages: discarded,
             });
         }

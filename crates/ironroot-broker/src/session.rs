@@ -34,6 +34,8 @@ pub(crate) struct SubOptions {
     pub(crate) qos: QoS,
     pub(crate) no_local: bool,
     pub(crate) retain_as_published: bool,
+    /// MQTT 5 subscription identifier, sent back with every message it matches.
+    pub(crate) id: Option<std::num::NonZeroU32>,
 }
 
 /// Wakes and instructs the delivery task of one connection.
@@ -143,9 +145,9 @@ pub(crate) enum OnFull {
 
 /// One publisher waiting for room in a session's queue; dropping it (queued, gave up, or the
 /// connection ended) ends the wait.
-pub(crate) struct Waiting<'a>(&'a SessionState);
+pub(crate) struct Waiting(Arc<SessionState>);
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         let mut inner = self.0.inner.lock();
         inner.waiters = inner.waiters.saturating_sub(1);
@@ -158,6 +160,8 @@ pub(crate) struct SessionState {
     /// Unique per session incarnation (a clean start creates a new one).
     pub(crate) id: u64,
     pub(crate) client_id: Arc<str>,
+    /// The device identity owning the session (never changes: no takeover across identities).
+    pub(crate) device_id: Arc<str>,
     pub(crate) counters: Arc<DeviceCounters>,
     policy: RwLock<Arc<dyn SessionPolicy>>,
     epoch: AtomicU64,
@@ -177,7 +181,8 @@ impl SessionState {
     ) -> Self {
         SessionState {
             id,
-            client_id: identity.device_id_arc().clone(),
+            client_id: identity.client_id_arc().clone(),
+            device_id: identity.device_id_arc().clone(),
             counters,
             policy: RwLock::new(policy),
             epoch: AtomicU64::new(0),
@@ -217,6 +222,27 @@ impl SessionState {
 
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// How this session stands as a share-group member for the next message (see
+    /// [`crate::hub::shared::SharedGroup::pick`]).
+    pub(crate) fn standing(&self, max_queued: usize) -> crate::hub::shared::Standing {
+        use crate::hub::shared::Standing;
+        let inner = self.inner.lock();
+        if inner.discarded {
+            Standing::Refused
+        } else if inner.attached.is_none() {
+            Standing::Offline
+        } else if inner.queue.len() >= max_queued || inner.waiters > 0 {
+            Standing::Full
+        } else {
+            Standing::Ready
+        }
+    }
+
+    /// Whether a connection is attached.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.inner.lock().attached.is_some()
     }
 
     /// Offers a delivery; wakes the attached connection when the queue was empty.
@@ -270,8 +296,8 @@ impl SessionState {
     }
 
     /// Registers the wait that an [`Enqueued::Full`] answer to [`OnFull::Wait`] started.
-    pub(crate) fn waiting(&self) -> Waiting<'_> {
-        Waiting(self)
+    pub(crate) fn waiting(self: &Arc<Self>) -> Waiting {
+        Waiting(self.clone())
     }
 
     /// Puts deliveries that could not be sent back at the front of the queue (after re-sends of
@@ -369,15 +395,15 @@ mod tests {
     use ntex_bytes::{ByteString, Bytes};
     use std::future::Future;
 
-    fn session() -> SessionState {
+    fn session() -> Arc<SessionState> {
         let id = DeviceIdentity::new("d", None, "127.0.0.1:1".parse().unwrap());
-        SessionState::new(
+        Arc::new(SessionState::new(
             1,
             id,
             Arc::default(),
             Arc::new(DenyAll),
             Duration::from_secs(60),
-        )
+        ))
     }
 
     fn delivery(qos: QoS, n: u8) -> Delivery {
@@ -396,6 +422,7 @@ mod tests {
             retain: false,
             dup: false,
             epoch: 0,
+            sub_ids: Box::default(),
         }
     }
 

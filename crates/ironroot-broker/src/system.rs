@@ -116,10 +116,7 @@ impl SystemPublisher {
             props: None,
             expires_at: None,
         });
-        let mut matched = 0;
-        hub.subs
-            .read()
-            .for_each_match(&msg.topic, |_, _| matched += 1);
+        let matched = hub.subs.read().count_matches(&msg.topic);
         // Never waits: a full queue drops the message for that subscriber (counted there).
         let blocked = hub.route(&msg, OnFull::Drop);
         debug_assert!(blocked.is_empty());
@@ -129,12 +126,8 @@ impl SystemPublisher {
 
     /// Whether `device_id` has a live connection (`false` once the broker stopped).
     pub fn is_connected(&self, device_id: &str) -> bool {
-        self.hub.upgrade().is_some_and(|hub| {
-            hub.registry
-                .lock()
-                .sessions
-                .get(device_id)
-                .is_some_and(|s| s.lock().attached.is_some())
-        })
+        self.hub
+            .upgrade()
+            .is_some_and(|hub| hub.is_connected(device_id))
     }
 }

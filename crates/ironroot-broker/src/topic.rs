@@ -8,7 +8,9 @@
 //!   NUL, uses `+` only as a whole level and `#` only as the whole last level;
 //! - a filter starting with a wildcard does not match a topic starting with `$`
 //!   ([MQTT-4.7.2-1]): `#` and `+/x` never see `$SYS/...`;
-//! - `a/#` also matches the parent `a` ([MQTT-4.7.1-2]).
+//! - `a/#` also matches the parent `a` ([MQTT-4.7.1-2]);
+//! - a shared subscription `$share/<group>/<filter>` (MQTT 5 §4.8.2) names a non-empty group
+//!   without `+`, `#` or `/`, followed by a valid filter, which is what messages match.
 
 /// Longest topic name or filter MQTT can encode (a UTF-8 string with a 16-bit length).
 pub const MAX_TOPIC_BYTES: usize = 65_535;
@@ -32,6 +34,12 @@ pub enum TopicError {
     /// `#` is not the whole last level of a filter, or `+` is not a whole level.
     #[error("misplaced wildcard: '+' must fill a whole level and '#' must be the whole last level")]
     MisplacedWildcard,
+    /// A `$share/` filter whose group name is empty or contains `+` or `#`, or that has no
+    /// filter after the group.
+    #[error(
+        "shared subscription must be $share/<group>/<filter> with a non-empty group without '+' or '#'"
+    )]
+    SharedGroupInvalid,
 }
 
 /// Checks a topic name as carried by PUBLISH and by a last-will message.
@@ -77,10 +85,35 @@ pub fn has_wildcard(filter: &str) -> bool {
     filter.contains(['+', '#'])
 }
 
-/// True for MQTT 5 shared-subscription filters (`$share/<group>/<filter>`), which this broker
-/// does not support.
+/// True for MQTT 5 shared-subscription filters (`$share/<group>/<filter>`).
 pub fn is_shared_subscription(filter: &str) -> bool {
     filter.starts_with("$share/")
+}
+
+/// A shared subscription filter split into its parts (see [`parse_shared`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedFilter<'a> {
+    /// The share name: subscribers with the same group and filter share the messages.
+    pub group: &'a str,
+    /// The topic filter messages are matched against.
+    pub filter: &'a str,
+}
+
+/// Splits `$share/<group>/<filter>`: `Ok(None)` for an ordinary filter, an error for a
+/// malformed shared one. The filter part is checked like any filter.
+pub fn parse_shared(filter: &str) -> Result<Option<SharedFilter<'_>>, TopicError> {
+    let Some(rest) = filter.strip_prefix("$share/") else {
+        return Ok(None);
+    };
+    let (group, inner) = rest.split_once('/').ok_or(TopicError::SharedGroupInvalid)?;
+    if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
+        return Err(TopicError::SharedGroupInvalid);
+    }
+    validate_topic_filter(inner)?;
+    Ok(Some(SharedFilter {
+        group,
+        filter: inner,
+    }))
 }
 
 /// Does `filter` match the concrete topic name `topic`?
@@ -143,6 +176,58 @@ mod tests {
             );
         }
         assert_eq!(validate_topic_filter(""), Err(TopicError::Empty));
+    }
+
+    #[test]
+    fn shared_filters() {
+        assert_eq!(parse_shared("devices/+/telemetry"), Ok(None));
+        assert_eq!(
+            parse_shared("$share/ingest/devices/+/telemetry"),
+            Ok(Some(SharedFilter {
+                group: "ingest",
+                filter: "devices/+/telemetry"
+            }))
+        );
+        assert_eq!(
+            parse_shared("$share/g/#").map(|s| s.map(|s| s.filter)),
+            Ok(Some("#"))
+        );
+        for bad in [
+            "$share/",
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+            "$share/+/a",
+            "$share/#/a",
+            "$share/g+/a",
+        ] {
+            assert_eq!(
+                parse_shared(bad),
+                Err(TopicError::SharedGroupInvalid),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_shared("$share/g/a/#/b"),
+            Err(TopicError::MisplacedWildcard)
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, a shared filter that parses rebuilds to the input, has a clean
+        /// group, and a filter that is valid on its own.
+        #[test]
+        fn parse_shared_is_exact(s in "(\\$share/)?[a-z+#/$]{0,12}") {
+            match parse_shared(&s) {
+                Ok(None) => proptest::prop_assert!(!s.starts_with("$share/")),
+                Ok(Some(sh)) => {
+                    proptest::prop_assert_eq!(format!("$share/{}/{}", sh.group, sh.filter), s.clone());
+                    proptest::prop_assert!(!sh.group.is_empty() && !sh.group.contains(['+', '#', '/']));
+                    proptest::prop_assert_eq!(validate_topic_filter(sh.filter), Ok(()));
+                }
+                Err(_) => proptest::prop_assert!(s.starts_with("$share/")),
+            }
+        }
     }
 
     #[test]

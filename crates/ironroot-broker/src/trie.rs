@@ -103,7 +103,6 @@ impl<V> SubTrie<V> {
     }
 
     /// The entry of `key` under `filter`, if any.
-    #[cfg(test)]
     pub(crate) fn get(&self, filter: &str, key: u64) -> Option<&V> {
         let mut node = &self.root;
         let mut levels = filter.split('/').peekable();

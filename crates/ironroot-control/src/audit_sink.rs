@@ -61,6 +61,7 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
     let e = match &record.event {
         BrokerEvent::Connected {
             device_id,
+            client_id,
             source,
             serial,
             protocol,
@@ -77,6 +78,7 @@ pub(crate) fn to_audit(record: &EventRecord) -> Event {
             "serial",
             serial.as_ref().map(|s| s.to_string()).unwrap_or_default(),
         )
+        .detail("client_id", client_id.clone())
         .detail("session_present", session_present.to_string())
         .detail("quarantined", quarantined.to_string()),
         BrokerEvent::Disconnected {

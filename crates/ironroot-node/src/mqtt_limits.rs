@@ -57,6 +57,8 @@ pub struct MqttLimits {
     pub backpressure_timeout: Duration,
     /// Subscriptions one session may hold.
     pub max_subscriptions: usize,
+    /// MQTT 5 topic aliases a client may set per connection (0: none).
+    pub topic_alias_max: u16,
     /// Longest keep-alive granted, in seconds.
     pub max_keepalive_secs: u16,
     /// Time allowed for the TLS handshake.
@@ -112,6 +114,7 @@ impl From<&ironroot_broker::Limits> for MqttLimits {
             max_queued_messages: l.max_queued_messages,
             backpressure_timeout: l.backpressure_timeout,
             max_subscriptions: l.max_subscriptions,
+            topic_alias_max: l.topic_alias_max,
             max_keepalive_secs: l.max_keepalive_secs,
             tls_handshake_timeout: l.tls_handshake_timeout,
             connect_timeout: l.connect_timeout,
@@ -139,6 +142,7 @@ impl MqttLimits {
         l.max_queued_messages = self.max_queued_messages;
         l.backpressure_timeout = self.backpressure_timeout;
         l.max_subscriptions = self.max_subscriptions;
+        l.topic_alias_max = self.topic_alias_max;
         l.max_keepalive_secs = self.max_keepalive_secs;
         l.tls_handshake_timeout = self.tls_handshake_timeout;
         l.connect_timeout = self.connect_timeout;
@@ -187,6 +191,7 @@ impl MqttLimits {
         "max_queued_messages",
         "backpressure_timeout",
         "max_subscriptions",
+        "topic_alias_max",
         "max_keepalive_secs",
         "tls_handshake_timeout",
         "connect_timeout",

@@ -7,15 +7,16 @@ session / clean start, session expiry, keep-alive, will) and a list of steps. Ev
 protocol event is printed as one JSON object per line, flushed at once, so the Rust test can
 follow the client while it runs:
 
-  {"ev": "connack", "rc": 0, "session_present": false}
+  {"ev": "connack", "rc": 0, "session_present": false, "props": {...v5 CONNACK properties}}
   {"ev": "suback", "codes": [1]}
   {"ev": "puback", "mid": 1, "rc": 0}
   {"ev": "message", "topic": "...", "payload": "...", "qos": 1, "retain": false, "dup": false}
   {"ev": "disconnect", "rc": 142}
   {"ev": "done"}
 
-Steps: ["subscribe", filter, qos, {options}], ["unsubscribe", filter], ["publish", topic,
-payload, qos, retain], ["sleep", seconds], ["wait_messages", n, timeout], ["wait_disconnect",
+Steps: ["subscribe", filter, qos, {options}] (options: no_local, rap, retain_handling, sub_id),
+["unsubscribe", filter], ["publish", topic, payload, qos, retain, {v5 properties}] (CorrelationData
+as text; TopicAlias with an empty topic sends alias-only), ["sleep", seconds], ["wait_messages", n, timeout], ["wait_disconnect",
 timeout], ["disconnect"] (normal DISCONNECT), ["disconnect_with_will"] (v5 reason 0x04),
 ["abort"] (close the socket without DISCONNECT), ["hang", seconds] (stop the network loop:
 no more PINGREQ, the broker's keep-alive must expire).
@@ -71,7 +72,9 @@ if spec.get("max_inflight"):
 
 
 def on_connect(c, userdata, flags, rc, props):
-    emit({"ev": "connack", "rc": rc_value(rc), "session_present": bool(flags.session_present)})
+    cprops = props.json() if v5 and props is not None else {}
+    emit({"ev": "connack", "rc": rc_value(rc), "session_present": bool(flags.session_present),
+          "props": cprops})
     connected.set()
 
 
@@ -107,9 +110,12 @@ def on_publish(c, userdata, mid, rc, props):
 def on_message(c, userdata, msg):
     props = {}
     if v5 and msg.properties is not None:
-        for name in ("MessageExpiryInterval", "ContentType", "ResponseTopic"):
+        for name in ("MessageExpiryInterval", "ContentType", "ResponseTopic",
+                     "SubscriptionIdentifier", "TopicAlias"):
             if hasattr(msg.properties, name):
                 props[name] = getattr(msg.properties, name)
+        if hasattr(msg.properties, "CorrelationData"):
+            props["CorrelationData"] = msg.properties.CorrelationData.decode("utf-8", "replace")
         if hasattr(msg.properties, "UserProperty"):
             props["UserProperty"] = msg.properties.UserProperty
     emit({
@@ -148,6 +154,8 @@ if v5:
     cprops.SessionExpiryInterval = spec.get("session_expiry", 0)
     if spec.get("receive_max"):
         cprops.ReceiveMaximum = spec["receive_max"]
+    if spec.get("topic_alias_max"):
+        cprops.TopicAliasMaximum = spec["topic_alias_max"]
 
 try:
     if v5:
@@ -197,7 +205,11 @@ for step in spec.get("steps", []):
             so = SubscribeOptions(qos=step[2], noLocal=opts.get("no_local", False),
                                   retainAsPublished=opts.get("rap", False),
                                   retainHandling=opts.get("retain_handling", 0))
-            _, mid = client.subscribe(step[1], options=so)
+            sprops = None
+            if opts.get("sub_id"):
+                sprops = Properties(PacketTypes.SUBSCRIBE)
+                sprops.SubscriptionIdentifier = opts["sub_id"]
+            _, mid = client.subscribe(step[1], options=so, properties=sprops)
         else:
             _, mid = client.subscribe(step[1], step[2])
         if not wait_until(lambda: mid in subacks or disconnected.is_set(), 5):
@@ -213,6 +225,8 @@ for step in spec.get("steps", []):
             for k, v in step[5].items():
                 if k == "UserProperty":
                     pprops.UserProperty = [tuple(x) for x in v]
+                elif k == "CorrelationData":
+                    pprops.CorrelationData = v.encode("utf-8")
                 else:
                     setattr(pprops, k, v)
         info = client.publish(step[1], step[2], step[3], step[4], properties=pprops)

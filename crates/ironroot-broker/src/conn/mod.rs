@@ -5,6 +5,7 @@
 //! ntex `Session` (`Rc`, not `Send`); everything other threads need is in the `Arc`ed
 //! [`SessionState`] and [`ConnSignal`].
 
+mod alias;
 mod gate;
 pub(crate) mod listener;
 pub(crate) mod v3;
@@ -78,7 +79,8 @@ pub(crate) enum AcceptError {
 pub(crate) enum SubRefusal {
     NotAuthorized,
     FilterInvalid,
-    SharedNotSupported,
+    /// No Local set on a shared subscription: a protocol error (MQTT 5 §3.8.3.1).
+    SharedNoLocal,
     QuotaExceeded,
 }
 
@@ -106,6 +108,8 @@ pub(crate) struct ConnCore {
     gate: InboundGate,
     /// The client's maximum packet size (MQTT 5 CONNECT property).
     pub(crate) max_outbound_packet: Option<u32>,
+    /// Topic aliases the client accepts from the broker (MQTT 5 CONNECT property; 0: none).
+    pub(crate) client_alias_max: u16,
     /// Bytes of this connection's messages the broker still holds (memory budget).
     caused: Arc<AtomicUsize>,
 }
@@ -122,6 +126,7 @@ impl ConnCore {
             will: RefCell::new(a.will),
             cause: RefCell::new(None),
             max_outbound_packet,
+            client_alias_max: 0,
             caused: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -267,13 +272,29 @@ impl ConnCore {
     /// (`false`: the message is dropped for that subscriber, counted).
     async fn wait_for_room(&self, blocked: Blocked) -> bool {
         let Blocked {
-            session,
+            mut session,
             mut delivery,
+            group,
         } = blocked;
-        let _waiting = session.waiting();
+        let mut waiting = Some(session.waiting());
         inc(&self.hub.stats.backpressure_waits);
         let deadline = Instant::now() + self.hub.limits.backpressure_timeout;
         loop {
+            // A share-group member that went away while we waited: the message goes to another
+            // member (or to nobody, when the group emptied: no subscription matches any more).
+            if let Some(g) = &group
+                && !session.is_attached()
+            {
+                drop(waiting.take());
+                match self.hub.deliver_shared(g, &delivery.msg, OnFull::Wait) {
+                    None => return true,
+                    Some(b) => {
+                        session = b.session;
+                        delivery = b.delivery;
+                        waiting = Some(session.waiting());
+                    }
+                }
+            }
             let mut room = std::pin::pin!(session.space.notified());
             room.as_mut().enable();
             match self.hub.offer(&session, delivery, OnFull::Retry) {
@@ -281,7 +302,23 @@ impl ConnCore {
                 Some(d) => delivery = d,
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || ntex_util::time::timeout(left, room).await.is_err() {
+            // A share-group message also looks, every few milliseconds, for another member
+            // that has room now: room in the awaited member's queue is not the only way out.
+            let tick = match group {
+                Some(_) => left.min(SHARED_RECHECK),
+                None => left,
+            };
+            if !left.is_zero() && ntex_util::time::timeout(tick, room).await.is_ok() {
+                continue;
+            }
+            if let Some(g) = &group
+                && self
+                    .hub
+                    .offer_to_member_with_room(g, &delivery.msg, session.id)
+            {
+                return true;
+            }
+            if tick >= left {
                 inc(&self.hub.stats.backpressure_timeouts);
                 inc(&session.counters.messages_dropped);
                 self.hub.metrics.dropped(metrics::Drop::BackpressureTimeout);
@@ -305,8 +342,14 @@ impl ConnCore {
         if topic::validate_topic_filter(filter).is_err() {
             return Err(SubRefusal::FilterInvalid);
         }
-        if topic::is_shared_subscription(filter) {
-            return Err(SubRefusal::SharedNotSupported);
+        // `$share/<group>/<filter>`: the group is checked here; the policy decides on the whole
+        // string, as AWS IoT does (`topicfilter/$share/<group>/<filter>`), and `iot:Receive`
+        // on the concrete topic of each message.
+        match topic::parse_shared(filter) {
+            Err(_) => return Err(SubRefusal::FilterInvalid),
+            // [MQTT-3.8.3-4]: "No Local" on a shared subscription is a protocol error.
+            Ok(Some(_)) if opts.no_local => return Err(SubRefusal::SharedNoLocal),
+            Ok(_) => {}
         }
         if let Err(d) = self
             .session
@@ -320,6 +363,7 @@ impl ConnCore {
             Ok(existed) => Ok((opts.qos, !existed)),
             Err(SubscribeError::QuotaExceeded) => Err(SubRefusal::QuotaExceeded),
             Err(SubscribeError::SessionGone) => Err(SubRefusal::NotAuthorized),
+            Err(SubscribeError::Invalid) => Err(SubRefusal::FilterInvalid),
         }
     }
 }
@@ -361,6 +405,9 @@ pub(crate) trait Outbound: 'static {
 }
 
 const BATCH: usize = 64;
+
+/// How often a publisher held by a full share-group member looks for another member with room.
+const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Drains the session queue into the connection until the connection ends, is kicked, or is
 /// replaced by another connection of the same session.
@@ -430,7 +477,7 @@ async fn send_one<O: Outbound>(
         // The policy changed after this message was queued: decide again.
         inc(&counters.authz_failures);
         hub.events.emit(BrokerEvent::Denied {
-            device_id: session.client_id.to_string(),
+            device_id: session.device_id.to_string(),
             source: session.lock().identity.source(),
             action: DeniedAction::Receive(d.msg.topic.to_string()),
             reason: denied.reason().to_string(),

@@ -188,6 +188,7 @@ pub(crate) async fn protocol(
                     qos: t.qos(),
                     no_local: false,
                     retain_as_published: false,
+                    id: None,
                 };
                 match s.subscribe(t.topic(), opts) {
                     Ok((qos, _)) => {
@@ -199,7 +200,7 @@ pub(crate) async fn protocol(
             }
             let ack = sub.ack();
             for (filter, qos) in retained {
-                s.hub.send_retained(&s.session, &filter, qos);
+                s.hub.send_retained(&s.session, &filter, qos, None);
             }
             ack
         }

@@ -2,24 +2,30 @@
 //!
 //! | refusal | answer |
 //! |---|---|
-//! | client id malformed or ≠ certificate CN | CONNACK `0x85` Client Identifier not valid |
-//! | `iot:Connect` denied, will denied, revoked serial | CONNACK `0x87` Not authorized |
+//! | client id malformed, or ≠ certificate CN and not allowed by `iot:Connect` | CONNACK `0x85` Client Identifier not valid |
+//! | `iot:Connect` denied, will denied, revoked serial, client id held by another device | CONNACK `0x87` Not authorized |
 //! | will topic malformed | CONNACK `0x90` Topic Name invalid |
 //! | enhanced authentication requested | CONNACK `0x8C` Bad authentication method |
 //! | `iot:Publish` / `iot:RetainPublish` denied | PUBACK/PUBREC `0x87`; QoS 0 dropped and counted |
 //! | retained store full | PUBACK/PUBREC `0x97` Quota exceeded |
 //! | over the PUBLISH rate or the receive maximum | reading pauses (TCP backpressure), nothing lost |
 //! | `iot:Subscribe` denied | SUBACK `0x87` |
-//! | filter malformed / shared subscription / too many | SUBACK `0x8F` / `0x9E` / `0x97` |
+//! | malformed `$share/` filter | SUBACK `0x8F` Topic Filter invalid |
+//! | No Local on a shared subscription | DISCONNECT `0x82` Protocol Error (MQTT 5 §3.8.3.1) |
+//! | subscription identifier 0 | DISCONNECT `0x81` Malformed Packet (ntex-mqtt's decoder) |
+//! | topic alias unknown or above `topic_alias_max` | DISCONNECT `0x94` Topic Alias invalid |
+//! | filter malformed / too many | SUBACK `0x8F` / `0x97` |
 //! | kicked: operator / revoked, quarantined, policy / takeover / shutdown | DISCONNECT `0x98` / `0x87` / `0x8E` / `0x8B` |
 //! | packet too large, keep-alive timeout | DISCONNECT `0x95`, `0x8D` (from ntex) |
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::num::NonZeroU16;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ntex_mqtt::error::{DecodeError, SpecViolation};
 use ntex_mqtt::v5::codec::{
     ConnectAckReason, Disconnect, DisconnectReasonCode, Encoded, Packet, PublishAckReason,
     RetainHandling, SubscribeAckReason, UnsubscribeAckReason,
@@ -28,6 +34,7 @@ use ntex_mqtt::v5::{self, ProtocolMessage, ProtocolMessageAck, PublishBuilder};
 use ntex_mqtt::{Control, QoS, Reason};
 use ntex_service::{Ctx, Service, ServiceFactory};
 
+use super::alias::{Alias, OutboundAliases};
 use super::listener::{credential, peer_addr};
 use super::{ConnCore, ConnError, Inbound, Outbound, SubRefusal, delivery_loop};
 use crate::events::{DisconnectCause, KickReason, Protocol};
@@ -92,19 +99,25 @@ pub(crate) async fn connect(
         auth_method: pkt.auth_method.is_some(),
     };
     let keepalive_changed = keepalive != pkt.keep_alive;
+    let client_alias_max = pkt.topic_alias_max;
+    let topic_alias_max = limits.topic_alias_max;
     let expiry_changed = expiry != requested;
     let window = limits.inflight_window;
     match hub.connect(req) {
         Ok(accepted) => {
             let present = accepted.session_present;
-            let core = ConnCore::new(hub, accepted, max_outbound);
+            let assigned = accepted.assigned_client_id.clone();
+            let mut core = ConnCore::new(hub, accepted, max_outbound);
+            core.client_alias_max = client_alias_max;
             Ok(c.ack(core)
                 .with(|ack| {
                     ack.session_present = present;
                     ack.retain_available = true;
                     ack.wildcard_subscription_available = true;
-                    ack.subscription_identifiers_available = false;
-                    ack.shared_subscription_available = false;
+                    ack.subscription_identifiers_available = true;
+                    ack.shared_subscription_available = true;
+                    ack.topic_alias_max = topic_alias_max;
+                    ack.assigned_client_id = assigned.map(Into::into);
                     ack.max_qos = QoS::ExactlyOnce;
                     if keepalive_changed {
                         ack.server_keepalive_sec = Some(keepalive);
@@ -150,6 +163,7 @@ impl ServiceFactory<Session, v5::Publish> for PublishFactory {
         let out = V5Out {
             sink,
             max_packet: s.max_outbound_packet,
+            aliases: RefCell::new(OutboundAliases::new(s.client_alias_max)),
         };
         ntex_rt::spawn(delivery_loop(
             out,
@@ -223,7 +237,7 @@ fn sub_reason(r: SubRefusal) -> SubscribeAckReason {
     match r {
         SubRefusal::NotAuthorized => SubscribeAckReason::NotAuthorized,
         SubRefusal::FilterInvalid => SubscribeAckReason::TopicFilterInvalid,
-        SubRefusal::SharedNotSupported => SubscribeAckReason::SharedSubscriptionNotSupported,
+        SubRefusal::SharedNoLocal => SubscribeAckReason::ImplementationSpecificError,
         SubRefusal::QuotaExceeded => SubscribeAckReason::QuotaExceeded,
     }
 }
@@ -236,12 +250,15 @@ pub(crate) async fn protocol(
     Ok(match msg {
         ProtocolMessage::Subscribe(mut sub) => {
             let mut retained = Vec::new();
+            let id = sub.packet().id;
+            let mut protocol_error = false;
             for mut t in sub.iter_mut() {
                 let o = *t.options();
                 let opts = SubOptions {
                     qos: o.qos,
                     no_local: o.no_local,
                     retain_as_published: o.retain_as_published,
+                    id,
                 };
                 match s.subscribe(t.topic(), opts) {
                     Ok((qos, new)) => {
@@ -255,12 +272,28 @@ pub(crate) async fn protocol(
                             retained.push((t.topic().clone(), qos));
                         }
                     }
-                    Err(r) => t.fail(sub_reason(r)),
+                    Err(r) => {
+                        protocol_error |= r == SubRefusal::SharedNoLocal;
+                        t.fail(sub_reason(r));
+                    }
                 }
+            }
+            if protocol_error {
+                s.set_cause(DisconnectCause::ProtocolError(
+                    "no local set on a shared subscription".into(),
+                ));
+                let mut pkt = Disconnect::new(DisconnectReasonCode::ProtocolError);
+                pkt.reason_string = Some(ntex_bytes::ByteString::from_static(
+                    "[MQTT-3.8.3-4] No Local on a shared subscription",
+                ));
+                // Through the sink, like a kick: a DISCONNECT returned as the ack would be
+                // encoded after ntex dropped the sink, and never reach the client.
+                s.sink().close_with_reason(pkt);
+                return Ok(ProtocolMessage::Subscribe(sub).disconnect());
             }
             let ack = sub.ack();
             for (filter, qos) in retained {
-                s.hub.send_retained(&s.session, &filter, qos);
+                s.hub.send_retained(&s.session, &filter, qos, id);
             }
             ack
         }
@@ -316,6 +349,16 @@ pub(crate) async fn control(
         Reason::Protocol(e) => {
             let err = e.get_ref();
             let mut pkt = Disconnect::from_proto_error(err);
+            // ntex-mqtt resolves inbound aliases itself and reports an alias above our maximum
+            // as a generic protocol error; MQTT 5 §3.3.2.3.4 names it "Topic Alias invalid".
+            if *err == ntex_mqtt::MqttProtocolError::spec(SpecViolation::Connack_3_2_2_17) {
+                pkt.reason_code = DisconnectReasonCode::TopicAliasInvalid;
+            }
+            // A malformed packet (e.g. subscription identifier 0) is 0x81 (MQTT 5 §4.13), not
+            // ntex's "implementation specific error".
+            if *err == ntex_mqtt::MqttProtocolError::Decode(DecodeError::MalformedPacket) {
+                pkt.reason_code = DisconnectReasonCode::MalformedPacket;
+            }
             pkt.reason_string = Some(err.to_string().into());
             let cause = match err {
                 ntex_mqtt::MqttProtocolError::KeepAliveTimeout => DisconnectCause::KeepAliveTimeout,
@@ -340,16 +383,26 @@ pub(crate) async fn control(
 struct V5Out {
     sink: v5::MqttSink,
     max_packet: Option<u32>,
+    /// Topic aliases this connection's client accepts from us.
+    aliases: RefCell<OutboundAliases>,
 }
 
 impl V5Out {
-    fn builder(&self, d: &Delivery, now: Instant) -> PublishBuilder {
+    /// The PUBLISH of `d`; with `alias`, the topic is replaced by its alias (or sent once
+    /// with the alias that names it from then on).
+    fn builder(&self, d: &Delivery, now: Instant, alias: Option<Alias>) -> PublishBuilder {
         let msg = &d.msg;
+        let topic = match alias {
+            Some(Alias::Known(_)) => ntex_bytes::ByteString::new(),
+            _ => msg.topic.clone(),
+        };
         self.sink
-            .publish(msg.topic.clone())
+            .publish(topic)
             .retain(d.retain)
             .dup(d.dup && d.qos != QoS::AtMostOnce)
             .properties(|p| {
+                p.topic_alias = alias.map(Alias::get);
+                p.subscription_ids = d.sub_ids.to_vec();
                 p.message_expiry_interval = msg.expiry_property(now);
                 if let Some(mp) = &msg.props {
                     p.content_type = mp.content_type.clone();
@@ -376,15 +429,21 @@ impl Outbound for V5Out {
     }
 
     fn send(&self, d: &Delivery, pid: Option<NonZeroU16>, now: Instant) -> bool {
-        let b = self.builder(d, now);
+        let alias = self.aliases.borrow().lookup(&d.msg.topic);
+        let b = self.builder(d, now, alias);
         let payload = d.msg.payload.clone();
-        match pid {
+        let sent = match pid {
             None => b.send_at_most_once(payload).is_ok(),
             Some(pid) => b
                 .packet_id(pid.get())
                 .send_at_least_once_no_block(payload)
                 .is_ok(),
+        };
+        // The client knows an alias only once a PUBLISH carrying topic and alias went out.
+        if sent && let Some(Alias::New(a)) = alias {
+            self.aliases.borrow_mut().confirm(&d.msg.topic, a);
         }
+        sent
     }
 
     fn send_exactly_once(
@@ -393,7 +452,10 @@ impl Outbound for V5Out {
         pid: NonZeroU16,
         now: Instant,
     ) -> Pin<Box<dyn Future<Output = bool>>> {
-        let b = self.builder(d, now).packet_id(pid.get());
+        // QoS 2 sends run concurrently with the loop: they never introduce an alias.
+        let alias = self.aliases.borrow().lookup(&d.msg.topic);
+        let alias = alias.filter(|a| matches!(a, Alias::Known(_)));
+        let b = self.builder(d, now, alias).packet_id(pid.get());
         let payload = d.msg.payload.clone();
         Box::pin(async move {
             match b.send_exactly_once(payload).await {
@@ -406,7 +468,12 @@ impl Outbound for V5Out {
     fn fits(&self, d: &Delivery) -> bool {
         match self.max_packet {
             None => true,
-            Some(max) => self.builder(d, Instant::now()).size(d.msg.payload.len()) <= max,
+            // Measured with the full topic: an alias only makes the packet smaller.
+            Some(max) => {
+                self.builder(d, Instant::now(), None)
+                    .size(d.msg.payload.len())
+                    <= max
+            }
         }
     }
 

@@ -7,12 +7,15 @@ mod pki;
 
 mod allowed;
 mod budget;
+mod client_ids;
 mod conformance;
 mod enforcement;
 mod limits;
+mod mqtt5;
 mod overload;
 mod raw;
 mod refusals;
+mod shared;
 mod storm;
 mod system;
 mod tls;

@@ -91,6 +91,9 @@ struct MqttLimitFlags {
     /// Subscriptions one session may hold [default: 50].
     #[arg(long, env = "IRONROOT_MQTT_MAX_SUBSCRIPTIONS", value_name = "N")]
     mqtt_max_subscriptions: Option<String>,
+    /// MQTT 5 topic aliases a client may set per connection; 0 disables them [default: 16].
+    #[arg(long, env = "IRONROOT_MQTT_TOPIC_ALIAS_MAX", value_name = "N")]
+    mqtt_topic_alias_max: Option<String>,
     /// Longest keep-alive granted, in seconds [default: 1200].
     #[arg(long, env = "IRONROOT_MQTT_MAX_KEEPALIVE_SECS", value_name = "SECS")]
     mqtt_max_keepalive_secs: Option<String>,
@@ -162,6 +165,7 @@ impl MqttLimitFlags {
             self.mqtt_max_queued_messages,
             self.mqtt_backpressure_timeout,
             self.mqtt_max_subscriptions,
+            self.mqtt_topic_alias_max,
             self.mqtt_max_keepalive_secs,
             self.mqtt_tls_handshake_timeout,
             self.mqtt_connect_timeout,
