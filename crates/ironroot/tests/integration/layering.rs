@@ -22,7 +22,9 @@ const CHAIN: &[&[&str]] = &[
     // The secure element is device-side: it sits beside the image formats, below the PKI.
     &["ironroot-image", "ironroot-esp", "ironroot-element"],
     // The scanner may read images (to find the payload) but nothing boot-side depends on it.
-    &["ironroot-boot", "ironroot-scan"],
+    // The TUF core verifies release metadata (and, with std, reads image keys); it sits below
+    // the device side, whose update client will use it.
+    &["ironroot-boot", "ironroot-scan", "ironroot-tuf"],
     // The device side sits this low so it can never pull in a server crate; it reports what
     // ironroot-boot decided.
     &["ironroot-device"],

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use rustls::ClientConfig;
 use tokio::io::{AsyncWriteExt, BufReader};
 
+pub mod run;
+
 use crate::load::{Target, rss_kib};
 use crate::pki::Pki;
 use crate::raw::{self, ConnectOpts, Tls};
