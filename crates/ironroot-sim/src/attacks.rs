@@ -11,6 +11,8 @@
 //! | `reconnect_after_revocation` | live session ended, reconnect refused | `mqtt.certificate_rejected` |
 //! | `firmware_signed_with_wrong_key` | the bootloader refuses it (`untrusted_key`), the running image stays | `firmware.refused` |
 //! | `downgrade_image` | the bootloader refuses a properly signed older image (`rollback`) | `firmware.refused` |
+//! | `api_authentication_bypass` | every documented operation refuses missing, forged and wrong-kind credentials (401/403) | `auth.failed` per operator refusal |
+//! | `api_injection` | injection payloads in paths, queries, bodies and EST identities get 4xx, never 2xx/5xx or a leak | `provision.failed` |
 //!
 //! The firmware attacks run on a device that first took a genuine update: it booted on trial,
 //! the agent reported it and confirmed it after its health check, so its anti-rollback floor is
@@ -31,7 +33,7 @@ use crate::board::{Board, FleetFirmware};
 use crate::{AttackResult, Operator, SimError};
 
 /// How long the simulator waits for an audit entry to appear.
-const AUDIT_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const AUDIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Everything an attack needs.
 pub struct Arena<'a> {
@@ -50,17 +52,17 @@ pub struct Arena<'a> {
 }
 
 /// A device enrolled for an attack: its element key and mutual-TLS identity.
-struct Enrolled {
-    id: String,
-    tls: DeviceTls,
+pub(crate) struct Enrolled {
+    pub(crate) id: String,
+    pub(crate) tls: DeviceTls,
 }
 
 impl Arena<'_> {
-    fn id(&self, name: &str) -> String {
+    pub(crate) fn id(&self, name: &str) -> String {
         format!("{}-atk-{name}", self.prefix)
     }
 
-    async fn register(&self, id: &str) -> Result<(), SimError> {
+    pub(crate) async fn register(&self, id: &str) -> Result<(), SimError> {
         self.operator
             .register(&[id.to_owned()], self.prefix)
             .await
@@ -68,7 +70,7 @@ impl Arena<'_> {
     }
 
     /// Registers `name`, mints its claim, enrolls it with a key made in a fresh element.
-    async fn enrolled(&self, name: &str) -> Result<Enrolled, SimError> {
+    pub(crate) async fn enrolled(&self, name: &str) -> Result<Enrolled, SimError> {
         let id = self.id(name);
         self.register(&id).await?;
         let token = self.operator.device_claim(&id).await?;
@@ -82,7 +84,7 @@ impl Arena<'_> {
     }
 
     /// Whether an audit entry of `kind` about `device` appears within [`AUDIT_WAIT`].
-    async fn audited(&self, device: &str, kind: &str) -> bool {
+    pub(crate) async fn audited(&self, device: &str, kind: &str) -> bool {
         let deadline = Instant::now() + AUDIT_WAIT;
         loop {
             match self.operator.audit_events(Some(device), Some(kind)).await {
@@ -94,14 +96,14 @@ impl Arena<'_> {
     }
 }
 
-fn new_key() -> Result<Arc<dyn DeviceSigner>, SimError> {
+pub(crate) fn new_key() -> Result<Arc<dyn DeviceSigner>, SimError> {
     let element = SoftwareElement::ephemeral().map_err(ironroot_device::DeviceError::from)?;
     Ok(element
         .generate("identity")
         .map_err(ironroot_device::DeviceError::from)?)
 }
 
-fn result(name: &str, refused: bool, audited: bool) -> AttackResult {
+pub(crate) fn result(name: &str, refused: bool, audited: bool) -> AttackResult {
     AttackResult {
         name: name.to_owned(),
         refused,
@@ -119,6 +121,8 @@ pub async fn run_all(arena: &Arena<'_>) -> Vec<AttackResult> {
     out.push(foreign_csr(arena).await);
     out.push(after_revocation(arena).await);
     out.extend(firmware_attacks(arena).await);
+    out.push(crate::api_attacks::auth_bypass(arena).await);
+    out.push(crate::api_attacks::injection(arena).await);
     out
 }
 

@@ -17,6 +17,7 @@
 //! only adds fleet bookkeeping. The server crates never depend on this crate.
 #![forbid(unsafe_code)]
 
+pub mod api_attacks;
 pub mod attacks;
 pub mod board;
 mod error;
@@ -25,6 +26,6 @@ mod report;
 mod run;
 
 pub use error::SimError;
-pub use operator::Operator;
+pub use operator::{Credentials, Operator};
 pub use report::{AttackResult, Report};
 pub use run::{Progress, Scenario, SimConfig, run};

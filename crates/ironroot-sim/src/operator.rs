@@ -1,7 +1,7 @@
 //! The few operator calls the simulator makes through the server's API (bearer token).
 
-use ironroot_device::TrustAnchor;
-use ironroot_https_client::{Endpoint, HttpsClient};
+use ironroot_device::{DeviceTls, TrustAnchor};
+use ironroot_https_client::{Endpoint, HttpsClient, Response};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -9,6 +9,20 @@ use crate::SimError;
 
 /// Devices registered per import request (well under the API's 64 KiB body limit).
 const IMPORT_CHUNK: usize = 500;
+
+/// What a raw request ([`Operator::raw`]) authenticates with: the API attacks try each.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum Credentials<'a> {
+    /// The operator's admin token.
+    Admin,
+    /// Nothing at all.
+    None,
+    /// A bearer token of the caller's choosing (forged).
+    Bearer(&'a str),
+    /// A device's certificate in the TLS handshake, no token.
+    Certificate(&'a DeviceTls),
+}
 
 /// A client for the operator API.
 pub struct Operator {
@@ -70,6 +84,64 @@ impl Operator {
             });
         }
         Ok(serde_json::from_slice(&resp.body).unwrap_or(Value::Null))
+    }
+
+    /// One request exactly as given, with `creds`, whatever the answer: for the API attacks,
+    /// which judge the status themselves. A busy answer (429) is retried after a pause, as a
+    /// patient attacker would, so the answer judged is the one the request itself earned.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        creds: Credentials<'_>,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Response, SimError> {
+        let bearer = match creds {
+            Credentials::Admin => Some(Zeroizing::new(format!("Bearer {}", self.token.as_str()))),
+            Credentials::Bearer(t) => Some(Zeroizing::new(format!("Bearer {t}"))),
+            Credentials::None | Credentials::Certificate(_) => None,
+        };
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(b) = &bearer {
+            headers.push(("authorization", b.as_str()));
+        }
+        let mut tries = 0;
+        loop {
+            let resp = match creds {
+                Credentials::Certificate(tls) => {
+                    HttpsClient::new(self.client.endpoint().clone(), tls.config())?
+                        .request(method, path, &headers, body)
+                        .await?
+                }
+                _ => self.client.request(method, path, &headers, body).await?,
+            };
+            tries += 1;
+            if resp.status != 429 || tries >= 50 {
+                return Ok(resp);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many audit entries of `kind` the whole log holds (pages through it).
+    pub async fn audit_count(&self, kind: &str) -> Result<usize, SimError> {
+        let (mut after, mut n) = (None::<u64>, 0);
+        // Each answer scans at most 20,000 leaves; 500 pages cover ten million entries.
+        for _ in 0..500 {
+            let path = match after {
+                Some(a) => format!("/api/v1/audit/events?type={kind}&limit=1000&after={a}"),
+                None => format!("/api/v1/audit/events?type={kind}&limit=1000"),
+            };
+            let answer = self.call("audit count", "GET", &path, &Value::Null).await?;
+            n += answer["entries"].as_array().map_or(0, Vec::len);
+            let next = answer["next_after"].as_u64();
+            if next.is_none() || next == after {
+                break;
+            }
+            after = next;
+        }
+        Ok(n)
     }
 
     /// Registers `ids` as members of `group` (bulk import); returns how many were added.

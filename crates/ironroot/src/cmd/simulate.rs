@@ -31,7 +31,9 @@ pub struct SimulateArgs {
     devices: usize,
     /// What the devices do: `baseline` (enroll, connect, telemetry) or `attacks` (the
     /// baseline, then cloned certificates, foreign topics, forged certificates, replayed claim
-    /// tokens, foreign CSRs, reconnecting after revocation: each must be refused and audited).
+    /// tokens, foreign CSRs, reconnecting after revocation, wrongly signed and downgraded
+    /// firmware, API authentication bypass and injection on every documented endpoint: each
+    /// must be refused and audited; docs/security-testing.md maps them to the OWASP IoT Top 10).
     #[arg(long, value_enum, default_value_t = Scenario::Baseline)]
     scenario: Scenario,
     /// Print the summary as JSON on stdout.

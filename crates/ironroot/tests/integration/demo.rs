@@ -97,8 +97,13 @@ fn demo_runs_the_whole_chain() {
         .lines()
         .filter(|l| l.starts_with("attack "))
         .collect();
-    assert_eq!(attack_lines.len(), 8, "{stdout}");
-    for name in ["firmware_signed_with_wrong_key", "downgrade_image"] {
+    assert_eq!(attack_lines.len(), 10, "{stdout}");
+    for name in [
+        "firmware_signed_with_wrong_key",
+        "downgrade_image",
+        "api_authentication_bypass",
+        "api_injection",
+    ] {
         assert!(
             attack_lines.iter().any(|l| l.contains(name)),
             "{name} missing:\n{stdout}"
@@ -110,7 +115,7 @@ fn demo_runs_the_whole_chain() {
             .all(|l| l.ends_with("-> refused and audited")),
         "{stdout}"
     );
-    assert!(stdout.contains("8 of 8 refused and audited"), "{stdout}");
+    assert!(stdout.contains("10 of 10 refused and audited"), "{stdout}");
     assert!(
         stdout.contains("200 of 200 devices booted 1.0.0+0 through secure boot"),
         "{stdout}"

@@ -58,6 +58,8 @@ fn simulate_enrolls_connects_and_reports_every_device() {
         "reconnect_after_revocation",
         "firmware_signed_with_wrong_key",
         "downgrade_image",
+        "api_authentication_bypass",
+        "api_injection",
     ] {
         assert!(names.contains(&expected), "{expected} missing: {report}");
     }

@@ -191,7 +191,8 @@ async fn backends(
                 if p.kind() != 0x30 {
                     continue;
                 }
-                quiet = Duration::from_secs(4);
+                // Overloaded brokers queue for many seconds; give up only after a long silence.
+                quiet = Duration::from_secs(15);
                 let (_, pid, body) = p.publish(true);
                 if let Some(pid) = pid {
                     let _ = ack_tx.send(pid);
@@ -222,8 +223,13 @@ async fn device(io: Tls, dev: u32, shape: Ingest, origin: Instant, start: Instan
         while let Ok(p) = raw::read_packet(&mut r).await {
             if p.kind() == 0x40 && p.body.len() >= 2 {
                 let pid = u16::from_be_bytes([p.body[0], p.body[1]]);
+                // A v5 PUBACK with a reason code of 0x80 or more refuses the message: it is
+                // not acknowledged (and not counted as such).
+                let refused = p.body.get(2).is_some_and(|rc| *rc >= 0x80);
                 if let Some(seq) = f2.lock().remove(&pid) {
-                    acked.push(seq);
+                    if !refused {
+                        acked.push(seq);
+                    }
                     c2.add_permits(1);
                 }
             }
