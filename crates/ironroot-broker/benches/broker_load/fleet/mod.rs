@@ -192,10 +192,13 @@ async fn backends(
                     continue;
                 }
                 // Overloaded brokers queue for many seconds; give up only after a long silence.
-                quiet = Duration::from_secs(15);
-                let (_, pid, body) = p.publish(true);
+                quiet = Duration::from_secs(10);
+                let (topic, pid, body) = p.publish(true);
                 if let Some(pid) = pid {
                     let _ = ack_tx.send(pid);
+                }
+                if !topic.starts_with("devices/fleet-") || body.len() < 16 {
+                    continue; // not this run's fleet
                 }
                 let sched = u64::from_be_bytes(body[..8].try_into().unwrap_or_default());
                 let dev = u32::from_be_bytes(body[8..12].try_into().unwrap_or_default());
