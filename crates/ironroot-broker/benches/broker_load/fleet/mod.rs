@@ -86,6 +86,36 @@ pub async fn connect_rate(
     ))
 }
 
+/// The broker's peak RSS, sampled in the background until [`PeakRss::stop`].
+struct PeakRss {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Samples process `pid` every `every`, starting from `initial` KiB.
+    fn start(pid: u32, initial: u64, every: Duration) -> Self {
+        let peak = Arc::new(AtomicU64::new(initial));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(every).await;
+            }
+        });
+        PeakRss { peak, stop, task }
+    }
+
+    /// Stops sampling; the peak in KiB.
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
 /// Shape of one fleet ingest run.
 #[derive(Debug, Clone, Copy)]
 pub struct Ingest {
@@ -296,17 +326,7 @@ pub async fn ingest(t: &Target, pki: &Pki, shape: Ingest) -> anyhow::Result<Inge
     for c in conns {
         ios.push(c.await??);
     }
-    let peak = Arc::new(AtomicU64::new(rss_start));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, stop, pid) = (peak.clone(), stop.clone(), t.pid);
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let sampler = PeakRss::start(t.pid, rss_start, Duration::from_millis(200));
     let start = Instant::now() + Duration::from_millis(500);
     let devs: Vec<_> = ios
         .into_iter()
@@ -335,8 +355,7 @@ pub async fn ingest(t: &Target, pki: &Pki, shape: Ingest) -> anyhow::Result<Inge
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
+    let rss_peak = sampler.stop().await;
     let acked_n: u64 = acked.iter().map(|a| a.len() as u64).sum();
     let delivered_acked: u64 = acked
         .iter()
@@ -358,7 +377,7 @@ pub async fn ingest(t: &Target, pki: &Pki, shape: Ingest) -> anyhow::Result<Inge
         p99_us: pct(0.99),
         per_sec: lat.len() as f64 / shape.secs as f64,
         rss_start_kib: rss_start,
-        rss_peak_kib: peak.load(Ordering::Relaxed),
+        rss_peak_kib: rss_peak,
     })
 }
 
@@ -408,17 +427,7 @@ pub async fn flood(t: &Target, pki: &Pki, flooders: usize, secs: u64) -> anyhow:
             };
         }
     });
-    let peak = Arc::new(AtomicU64::new(rss_before));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, stop, pid) = (peak.clone(), stop.clone(), t.pid);
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let sampler = PeakRss::start(t.pid, rss_before, Duration::from_millis(100));
     let written = Arc::new(AtomicU64::new(0));
     let mut tasks = vec![];
     for f in 0..flooders {
@@ -447,13 +456,12 @@ pub async fn flood(t: &Target, pki: &Pki, flooders: usize, secs: u64) -> anyhow:
     }
     let _ = drainer.await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
+    let rss_peak = sampler.stop().await;
     Ok(Flood {
         written: written.load(Ordering::Relaxed),
         received: received.load(Ordering::Relaxed),
         rss_before_kib: rss_before,
-        rss_peak_kib: peak.load(Ordering::Relaxed),
+        rss_peak_kib: rss_peak,
         rss_after_kib: rss_kib(t.pid),
     })
 }
