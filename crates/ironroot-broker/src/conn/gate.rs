@@ -56,18 +56,21 @@ impl InboundGate {
     /// the throttling episode when the bucket has refilled. Lets callers skip the (large)
     /// waiting future on the fast path, so an idle connection does not hold one.
     pub(crate) fn try_ready(&self) -> bool {
-        if self.active.get() >= self.window {
-            return false;
-        }
+        self.active.get() < self.window && self.token_wait().is_zero()
+    }
+
+    /// How long until the bucket has a token (zero without a rate limit). Ends the throttling
+    /// episode when the bucket has refilled.
+    fn token_wait(&self) -> std::time::Duration {
         let mut bucket = self.bucket.borrow_mut();
         let (Some(limit), Some(b)) = (&self.rate, bucket.as_mut()) else {
-            return true;
+            return std::time::Duration::ZERO;
         };
         let now = Instant::now();
         if b.is_full(limit, now) {
             self.throttled.set(false); // the client calmed down: the episode is over
         }
-        b.wait_for_token(limit, now).is_zero()
+        b.wait_for_token(limit, now)
     }
 
     /// Waits for a free window slot and a rate token (the token is taken by [`Self::admit`]).
@@ -86,17 +89,7 @@ impl InboundGate {
                 .await;
                 continue;
             }
-            let wait = {
-                let mut bucket = self.bucket.borrow_mut();
-                let (Some(limit), Some(b)) = (&self.rate, bucket.as_mut()) else {
-                    return;
-                };
-                let now = Instant::now();
-                if b.is_full(limit, now) {
-                    self.throttled.set(false); // the client calmed down: the episode is over
-                }
-                b.wait_for_token(limit, now)
-            };
+            let wait = self.token_wait();
             if wait.is_zero() {
                 return;
             }
