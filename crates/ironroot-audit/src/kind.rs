@@ -143,6 +143,10 @@ event_kinds! {
     DeviceBootReported = "device.boot_reported", subject "`device`", actor "`device:<id>`";
     /// The device's bootloader refused a firmware image (untrusted key, downgrade, corrupt); outcome `denied`, detail `reason` is the stable code.
     FirmwareRefused = "firmware.refused", subject "`device`", actor "`device:<id>`";
+    /// An operator opened an incident to contain devices (`ironroot incident contain`); details `action`, `target`, `devices` (how many), `reason`, `evidence.<n>`; written before any registry change, `denied` when nothing matched.
+    IncidentOpened = "incident.opened", subject "`incident`", actor "operator";
+    /// An incident's containment was committed in one registry transaction (details `contained`, `skipped`, `revoked_certificates`); `failure` when the registry refused it and nothing changed.
+    IncidentContained = "incident.contained", subject "`incident`", actor "operator";
     /// A broker event this version does not map to a kind of its own; detail `event`.
     MqttOther = "mqtt.other", subject "`broker`", actor "`system`";
 }

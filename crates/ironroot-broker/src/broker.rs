@@ -385,6 +385,21 @@ impl BrokerHandle {
         self.hub().revoke_serial(serial)
     }
 
+    /// [`BrokerHandle::revoke_serial`] for many serials at once, in one pass over the sessions.
+    pub fn revoke_serials(&self, serials: &[Serial]) -> usize {
+        self.hub().revoke_serials(serials)
+    }
+
+    /// [`BrokerHandle::kick`] for many devices at once, in one pass over the sessions; returns
+    /// the number of connections closed.
+    pub fn kick_devices(
+        &self,
+        device_ids: &std::collections::HashSet<&str>,
+        reason: KickReason,
+    ) -> usize {
+        self.hub().kick_devices(device_ids, reason)
+    }
+
     /// Quarantines (`true`) or releases (`false`) a device: its session gets the quarantine
     /// policy from the [`PolicyProvider`] at once, and at every later CONNECT.
     pub fn set_quarantine(&self, device_id: &str, quarantined: bool) -> EnforcementReport {

@@ -1,6 +1,7 @@
 //! Live enforcement on the hub: kick a device, cut the sessions of a revoked serial, put a
 //! device into quarantine, and re-evaluate live sessions after a policy change.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ironroot_pki::Serial;
@@ -26,14 +27,23 @@ impl Hub {
     /// Closes the live connections of `device_id` (every client id it holds); returns whether
     /// there was one.
     pub(crate) fn kick(&self, device_id: &str, reason: KickReason) -> bool {
+        self.kick_devices(&HashSet::from([device_id]), reason) > 0
+    }
+
+    /// Closes the live connections of every device in `ids`, in one pass over the sessions
+    /// (an incident cuts thousands at once); returns how many were closed.
+    pub(crate) fn kick_devices(&self, ids: &HashSet<&str>, reason: KickReason) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
         let reg = self.registry.lock();
-        let mut any = false;
+        let mut closed = 0;
         for session in reg.sessions.values() {
-            if &*session.device_id == device_id {
-                any |= self.kick_session(session, reason);
+            if ids.contains(&*session.device_id) && self.kick_session(session, reason) {
+                closed += 1;
             }
         }
-        any
+        closed
     }
 
     /// Closes every live connection.
@@ -61,13 +71,22 @@ impl Hub {
 
     /// Remembers `serial` as revoked and closes every live connection that presented it.
     pub(crate) fn revoke_serial(&self, serial: &Serial) -> usize {
+        self.revoke_serials(std::slice::from_ref(serial))
+    }
+
+    /// [`Hub::revoke_serial`] for many serials in one pass over the sessions.
+    pub(crate) fn revoke_serials(&self, serials: &[Serial]) -> usize {
+        if serials.is_empty() {
+            return 0;
+        }
+        let wanted: HashSet<&Serial> = serials.iter().collect();
         let mut reg = self.registry.lock();
-        reg.revoked.insert(serial.clone());
+        reg.revoked.extend(serials.iter().cloned());
         let mut closed = 0;
         for session in reg.sessions.values() {
             let inner = session.lock();
             if let Some(a) = &inner.attached
-                && a.serial.as_ref() == Some(serial)
+                && a.serial.as_ref().is_some_and(|s| wanted.contains(s))
             {
                 a.signal.kick(KickReason::Revoked);
                 closed += 1;

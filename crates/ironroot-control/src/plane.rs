@@ -1,6 +1,6 @@
 //! [`MqttPlane`]: the broker of one node, driven by the registry.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,7 +12,7 @@ use ironroot_broker::{
     event_channel,
 };
 use ironroot_pki::{RevocationSet, Serial};
-use ironroot_store::{Change, ChangeKind, DeviceState, Store, StoreError};
+use ironroot_store::{Change, ChangeKind, Device, DeviceState, Store};
 use tokio::task::JoinHandle;
 
 use crate::error::ControlError;
@@ -261,26 +261,62 @@ impl Follower {
     }
 
     /// Applies a batch of changes: revocations first (they matter most), then device
-    /// updates, then at most one policy reload.
+    /// updates, then session cuts, then at most one policy reload.
     async fn apply(&self, batch: &[Change]) -> Result<(), ControlError> {
         let mut devices = HashSet::new();
+        let mut serials = Vec::new();
+        let mut cuts = HashSet::new();
         let mut reload_policies = false;
         for change in batch {
             match change.kind {
-                ChangeKind::CertificateRevoked => self.revoke(&change.item),
+                ChangeKind::CertificateRevoked => match Serial::from_hex(&change.item) {
+                    Ok(s) => serials.push(s),
+                    Err(e) => log::error!(
+                        "change feed names an unreadable serial {:?}: {e}",
+                        change.item
+                    ),
+                },
                 ChangeKind::Device => {
                     devices.insert(change.item.as_str());
+                }
+                ChangeKind::SessionCut => {
+                    cuts.insert(change.item.as_str());
                 }
                 ChangeKind::Policy | ChangeKind::Group => reload_policies = true,
                 _ => {}
             }
         }
+        if !serials.is_empty() {
+            // The live set first (no new handshake), then cut the open sessions: one pass
+            // over the sessions for the whole batch.
+            self.revocations.revoke_many(serials.iter().cloned());
+            let cut = self.broker.revoke_serials(&serials);
+            log::info!(
+                "{} certificate(s) revoked: {cut} live connection(s) closed",
+                serials.len()
+            );
+        }
+        // One read for the whole batch (an incident changes thousands of devices at once).
+        let ids: Vec<String> = devices.iter().map(|d| (*d).to_owned()).collect();
+        let mut read: HashMap<String, Device> = self
+            .store
+            .devices(&ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
         let mut changed_facts = Vec::new();
+        let mut barred = HashSet::new();
         for id in devices {
-            if self.device_changed(id).await? {
+            if self.device_changed(id, read.remove(id)) {
                 changed_facts.push(id);
+            } else {
+                barred.insert(id);
             }
         }
+        self.broker.kick_devices(&barred, KickReason::Revoked);
+        // After the device updates: a quarantined device's reconnect meets its new state.
+        self.broker.kick_devices(&cuts, KickReason::Administrative);
         if reload_policies {
             let (d, g) = load_policies(&self.store).await?;
             self.policies.set_policies(d, g);
@@ -292,45 +328,31 @@ impl Follower {
         Ok(())
     }
 
-    fn revoke(&self, serial: &str) {
-        match Serial::from_hex(serial) {
-            Ok(s) => {
-                // The live set first (no new handshake), then cut the open sessions.
-                self.revocations.revoke(s.clone());
-                let cut = self.broker.revoke_serial(&s);
-                log::info!("certificate {serial} revoked: {cut} live connection(s) closed");
-            }
-            Err(e) => log::error!("change feed names an unreadable serial {serial:?}: {e}"),
-        }
-    }
-
-    /// Re-reads one device and enforces its state; returns whether it is still allowed on the
-    /// broker (so its policies are re-evaluated).
-    async fn device_changed(&self, id: &str) -> Result<bool, ControlError> {
-        let device = match self.store.device(id).await {
-            Ok(d) => Some(d),
-            Err(StoreError::UnknownDevice(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
+    /// Enforces one device's state as just read (`None`: no longer registered); returns
+    /// whether it is still allowed on the broker (so its policies are re-evaluated), `false`
+    /// when it must be kicked.
+    fn device_changed(&self, id: &str, device: Option<Device>) -> bool {
         let state = device.as_ref().map(|d| d.state);
         let previous = self.policies.set_device(id, device);
         match state {
             Some(s) if is_barred(s) => {
-                self.broker.set_quarantine(id, false);
-                self.broker.kick(id, KickReason::Revoked);
-                Ok(false)
+                // The caller kicks it (all barred devices of a batch in one pass).
+                if previous == Some(DeviceState::Quarantined) {
+                    self.broker.set_quarantine(id, false);
+                }
+                false
             }
             Some(DeviceState::Quarantined) => {
                 if previous != Some(DeviceState::Quarantined) {
                     self.broker.set_quarantine(id, true);
                 }
-                Ok(true)
+                true
             }
             _ => {
                 if previous == Some(DeviceState::Quarantined) {
                     self.broker.set_quarantine(id, false);
                 }
-                Ok(true)
+                true
             }
         }
     }

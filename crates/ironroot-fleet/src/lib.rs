@@ -24,6 +24,7 @@
 //! identity service does for certificates.
 #![forbid(unsafe_code)]
 
+pub mod incident;
 mod reports;
 
 use std::sync::Arc;

@@ -80,6 +80,16 @@ impl Client {
         })
     }
 
+    /// The same client accepting response bodies up to `bytes` (default 16 MiB): for answers
+    /// that grow with the fleet, such as an incident report with a proof per entry.
+    pub fn with_max_body(self, bytes: usize) -> Self {
+        let mut limits = self.inner.limits();
+        limits.max_body = bytes;
+        Self {
+            inner: self.inner.with_limits(limits),
+        }
+    }
+
     /// The same server with another client identity (new TLS configuration).
     pub fn with_identity(
         &self,

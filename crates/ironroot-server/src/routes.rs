@@ -401,6 +401,41 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 }
             }),
         ),
+        post(
+            "/api/v1/incidents",
+            crate::operator::incident_contain,
+            json!({
+                "summary": "Contain devices as one incident: quarantine (default) or revoke every device named by exactly one of devices, group or query (space-separated key=value terms: group, state, owner, id, attr.<name>), in one registry transaction; their live sessions are cut on every broker within a second; write-ahead audit entries carry the incident id",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ContainRequest"}}}
+                },
+                "responses": {
+                    "201": {
+                        "description": "contained",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Containment"}}}
+                    },
+                    "400": {"description": "bad selection or query"},
+                    "404": {"description": "no device matches (audited as a refused incident)"}
+                }
+            }),
+        ),
+        get(
+            "/api/v1/incidents/{id}",
+            crate::operator::incident_report,
+            json!({
+                "summary": "The incident's report from the audit log: action, selection, reason, evidence, affected devices, revoked certificates, and every entry of its timeline with an inclusion proof verified against the log's key",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "responses": {
+                    "200": {
+                        "description": "report",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IncidentReport"}}}
+                    },
+                    "404": {"description": "unknown incident"}
+                }
+            }),
+        ),
         get(
             "/metrics",
             crate::metrics::metrics,

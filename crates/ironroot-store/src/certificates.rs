@@ -419,11 +419,24 @@ impl Transaction {
         reason: RevocationReason,
     ) -> Result<Vec<Certificate>> {
         let at = now();
-        let mut conn = self.connection();
-        lock_state(&mut conn, device, true)
+        lock_state(&mut self.connection(), device, true)
             .await?
             .ok_or_else(|| StoreError::UnknownDevice(device.to_owned()))?;
-        let revoked: Vec<Certificate> = on_backend!(&mut conn, c => {
+        let revoked = self
+            .revoke_locked_device_certificates(device, reason, at)
+            .await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every certificate of a device whose row this transaction already locked, and
+    /// queues their change-feed entries.
+    pub(crate) async fn revoke_locked_device_certificates(
+        &mut self,
+        device: &str,
+        reason: RevocationReason,
+        at: i64,
+    ) -> Result<Vec<Certificate>> {
+        let revoked: Vec<Certificate> = on_backend!(&mut self.connection(), c => {
             match sqlx::query(REVOKE_DEVICE)
                 .bind(at)
                 .bind(reason.as_str())

@@ -57,6 +57,9 @@ text_enum! {
         Policy = "policy",
         /// A group's attachments (item: group name).
         Group = "group",
+        /// Every live session of a device must be closed now (item: device id); written by
+        /// incident containment so a quarantined device reconnects under the quarantine policy.
+        SessionCut = "session_cut",
     }
 }
 

@@ -32,6 +32,7 @@ mod model;
 mod certificates;
 mod changes;
 mod conn;
+mod containment;
 mod devices;
 mod error;
 mod group;
@@ -43,6 +44,7 @@ pub mod validate;
 
 pub use changes::{Change, ChangeCursor, ChangeKind, ChangeSubscription, NOTIFY_CHANNEL};
 pub use conn::Connection;
+pub use containment::Contained;
 pub use devices::MAX_PAGE;
 pub use error::{Result, StoreError};
 pub use group::{GroupCommitter, JobFuture};

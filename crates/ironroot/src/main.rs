@@ -32,6 +32,9 @@ enum Command {
     Policy(cmd::policy::PolicyArgs),
     /// Devices: register, import, mint claim tokens, quarantine, release, revoke, decommission.
     Device(cmd::device::DeviceArgs),
+    /// Incident response: contain devices (quarantine or revoke, live sessions cut) as one
+    /// audited incident in one command; report it with audit proofs.
+    Incident(cmd::incident::IncidentArgs),
     /// Sign, verify, inspect and encrypt MCUboot firmware images (imgtool-compatible).
     Firmware(cmd::firmware::FirmwareArgs),
     /// Simulate a device with secure boot: OTP root of trust, boot ROM, bootloader, A/B slots.
@@ -71,6 +74,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(*args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Incident(args) => cmd::incident::run(args),
         Command::Ota(args) => cmd::ota::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Agent(args) => cmd::agent::run(args),

@@ -6,6 +6,7 @@
 //!        ironroot-control-store-writer URL state DEVICE STATE
 //!        ironroot-control-store-writer URL put-policy NAME JSON
 //!        ironroot-control-store-writer URL attach-device NAME DEVICE
+//!        ironroot-control-store-writer URL contain DEVICE   (quarantine + session cut, as `incident contain`)
 #![forbid(unsafe_code)]
 
 use ironroot_pki::Serial;
@@ -36,6 +37,14 @@ fn main() {
                 .attach_policy(&args[2], &PolicyTarget::Device(args[3].clone()))
                 .await
                 .map(|_| ()),
+            "contain" => {
+                async {
+                    let mut tx = store.begin().await?;
+                    tx.contain_device(&args[2], None).await?;
+                    tx.commit().await
+                }
+                .await
+            }
             other => return Err(format!("unknown command {other}")),
         };
         let at = std::time::SystemTime::now()

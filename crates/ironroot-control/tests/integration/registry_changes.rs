@@ -13,6 +13,7 @@ both_backends!(
     revocation_by_another_process_drops_the_live_session,
     quarantine_and_policy_change_by_another_process_reach_live_sessions,
     regression_unknown_change_kind_does_not_stop_the_plane,
+    containment_by_another_process_cuts_the_session_and_reconnects_quarantined,
 );
 
 /// Waits until the plane has applied every change up to the store's current end; returns the
@@ -251,5 +252,73 @@ async fn regression_unknown_change_kind_does_not_stop_the_plane(db: Db) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(node.store.unknown_changes_skipped() >= 1);
+    node.stop().await;
+}
+
+/// `incident contain` from another process (quarantine + `session_cut`): the live session is
+/// closed within a second, and the device's next session is held to the quarantine policy.
+async fn containment_by_another_process_cuts_the_session_and_reconnects_quarantined(db: Db) {
+    let node = Node::start(db).await;
+    let q = node.device("dev-q").await;
+    let mut p = Paho::spawn(&paho_spec(
+        &node,
+        &q,
+        "dev-q",
+        5,
+        json!([
+            ["publish", "devices/dev-q/telemetry", "before", 1, false],
+            ["wait_disconnect", 20]
+        ]),
+    ));
+    assert!(
+        tokio::task::block_in_place(|| p.wait(|v| v["ev"] == "puback", Duration::from_secs(10)))
+            .is_some_and(|v| v["rc"] == json!(0)),
+        "{:?}",
+        p.seen
+    );
+    let committed = tokio::task::block_in_place(|| writer(&node.url, &["contain", "dev-q"]));
+    let (arrived, ev) = tokio::task::block_in_place(|| {
+        p.wait_timed(|v| v["ev"] == "disconnect", Duration::from_secs(5))
+            .expect("session cut")
+    });
+    let delay = SystemTime::now().duration_since(committed).unwrap() - arrived.elapsed();
+    eprintln!(
+        "{db:?}: containment → disconnect after {delay:?} (rc {})",
+        ev["rc"]
+    );
+    assert!(delay < Duration::from_secs(1), "containment took {delay:?}");
+    // The device reconnects (quarantine keeps its certificate) but may only use its status topic.
+    let mut again = Paho::spawn(&paho_spec(
+        &node,
+        &q,
+        "dev-q",
+        5,
+        json!([
+            ["publish", "devices/dev-q/telemetry", "after", 1, false],
+            ["publish", "devices/dev-q/status", "quarantined", 1, false],
+            ["disconnect"]
+        ]),
+    ));
+    let log = tokio::task::block_in_place(|| {
+        assert!(
+            again
+                .wait(|v| v["ev"] == "done", Duration::from_secs(15))
+                .is_some(),
+            "{:?}",
+            again.seen
+        );
+        again.seen.clone()
+    });
+    let pubacks: Vec<_> = evs(&log, "puback")
+        .iter()
+        .map(|p| p["rc"].clone())
+        .collect();
+    assert_eq!(pubacks, vec![json!(135), json!(0)], "{log:?}");
+    node.wait_audit(|e| {
+        e.event_type == "mqtt.kick"
+            && e.subject.id == "dev-q"
+            && e.details.get("reason").map(String::as_str) == Some("Administrative")
+    })
+    .await;
     node.stop().await;
 }

@@ -4,7 +4,7 @@
 //! every change is audited with the operator as actor.
 //!
 //! Module map: `devices` (add, list, show), `import` (CSV/JSON import), `claim` (claim
-//! tokens), `lifecycle` (revoke, decommission, quarantine, release); this module re-exports the
+//! tokens), `lifecycle` (revoke, decommission, quarantine, release), `incident` (contain devices as one incident, its report); this module re-exports the
 //! handlers for the route table (`crate::routes`) and holds what every handler shares (operator authentication, body parsing, error mapping).
 
 use axum::body::Body;
@@ -23,6 +23,7 @@ mod audit;
 mod claim;
 mod devices;
 mod import;
+mod incident;
 mod lifecycle;
 
 pub use claim::ClaimResponse;
@@ -38,6 +39,7 @@ pub(crate) use audit::events as audit_events;
 pub(crate) use claim::{claim_device, claim_group};
 pub(crate) use devices::{add, list, show};
 pub(crate) use import::import;
+pub(crate) use incident::{contain as incident_contain, report as incident_report};
 pub(crate) use lifecycle::{decommission, quarantine, release, revoke};
 
 /// The operator behind a request (admin token or operator certificate); a refusal is audited.

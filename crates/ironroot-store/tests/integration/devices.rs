@@ -13,6 +13,7 @@ both_backends!(
     lifecycle_follows_the_state_table,
     list_filters_and_pages,
     groups_attributes_and_owner_can_change,
+    many_devices_read_at_once_match_one_by_one_reads,
 );
 
 fn sample(id: &str) -> NewDevice {
@@ -307,4 +308,35 @@ async fn groups_attributes_and_owner_can_change(db: TestDb) {
         .await
         .unwrap();
     assert!(ghosts.is_empty());
+}
+
+/// `Store::devices` (three queries for any number of ids) returns exactly what `Store::device`
+/// returns one by one, leaves out unknown ids, and treats quotes and JSON syntax in an id as
+/// data (the ids travel as one parameter).
+async fn many_devices_read_at_once_match_one_by_one_reads(db: TestDb) {
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for n in 0..300 {
+        let id = format!("many-{n:03}");
+        let mut new = sample(&id);
+        if n % 2 == 0 {
+            new.groups = vec![format!("g{}", n % 7)];
+            new.attributes.clear();
+        }
+        store.add_device(&new).await.unwrap();
+        ids.push(id);
+    }
+    let mut asked = ids.clone();
+    asked.extend([
+        "ghost".to_owned(),
+        "\"]), x".to_owned(),
+        "') OR 1=1 --".to_owned(),
+    ]);
+    let many = store.devices(&asked).await.unwrap();
+    assert_eq!(many.len(), 300);
+    for (d, id) in many.iter().zip(&ids) {
+        assert_eq!(&d.id, id);
+        assert_eq!(d, &store.device(id).await.unwrap());
+    }
+    assert!(store.devices(&[]).await.unwrap().is_empty());
 }

@@ -10,16 +10,19 @@ use ironroot_server::operator::{
 
 use crate::cmd::device::{DeviceCommand, StoreArgs, utc, write_details};
 
-struct Remote {
+/// A running server's operator API, with the admin token (shared by `device` and `incident`).
+pub(crate) struct Remote {
     client: Client,
     token: zeroize::Zeroizing<String>,
-    url: String,
+    /// The server's URL.
+    pub(crate) url: String,
     /// Found through <data-dir>/server.url rather than given: a stale file falls back to the
     /// offline mode for add/list/show.
-    implicit: bool,
+    pub(crate) implicit: bool,
 }
 
-fn resolve(store: &StoreArgs) -> Result<Option<Remote>> {
+/// The server `store` names (`--server`, or `<data-dir>/server.url`); `None`: work offline.
+pub(crate) fn resolve(store: &StoreArgs) -> Result<Option<Remote>> {
     let (url, implicit) = match &store.server {
         Some(u) => (u.clone(), false),
         None if store.database_url.is_some() => return Ok(None),
@@ -59,7 +62,14 @@ fn resolve(store: &StoreArgs) -> Result<Option<Remote>> {
 }
 
 impl Remote {
-    async fn call(
+    /// The same server, accepting answers up to `bytes`.
+    pub(crate) fn with_max_body(mut self, bytes: usize) -> Self {
+        self.client = self.client.with_max_body(bytes);
+        self
+    }
+
+    /// One authenticated request; the status and body.
+    pub(crate) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -82,7 +92,7 @@ impl Remote {
 
 /// Turns a refusal into an error naming the server's message, the field at fault and its hint
 /// (`{"error","field","hint"}` from the operator API).
-fn check(status: u16, body: &[u8], what: &str) -> Result<()> {
+pub(crate) fn check(status: u16, body: &[u8], what: &str) -> Result<()> {
     if (200..300).contains(&status) {
         return Ok(());
     }

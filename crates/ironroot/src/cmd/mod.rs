@@ -9,6 +9,7 @@ pub mod demo;
 pub mod device;
 pub mod device_remote;
 pub mod firmware;
+pub mod incident;
 pub mod mqtt;
 pub mod ota;
 pub mod policy;

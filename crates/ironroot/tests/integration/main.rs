@@ -17,6 +17,7 @@ mod firmware;
 mod firmware_esp;
 mod firmware_scan;
 mod fleet_audit;
+mod incident;
 mod layering;
 mod mqtt;
 mod ota_tuf;

@@ -1,0 +1,81 @@
+//! Containment: one device moved to quarantine or revocation inside a caller's transaction,
+//! with its live sessions cut through the change feed (`ironroot incident contain`).
+//!
+//! Many devices go through one [`Transaction`] so an incident over 10,000 devices is a single
+//! commit: either every device is contained or none is.
+
+use crate::changes::ChangeKind;
+use crate::devices::lock_state;
+use crate::error::{Result, StoreError};
+use crate::model::{Certificate, DeviceState, RevocationReason};
+use crate::on_backend;
+use crate::store::now;
+use crate::tx::Transaction;
+
+/// What containing one device changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Contained {
+    /// Its state before.
+    pub from: DeviceState,
+    /// Its state now.
+    pub to: DeviceState,
+    /// Certificates revoked now (empty for quarantine).
+    pub revoked: Vec<Certificate>,
+}
+
+impl Transaction {
+    /// Contains one device: `revoke = None` quarantines it (a device already quarantined stays
+    /// so), `Some(reason)` revokes it and every certificate it holds. Either way a
+    /// [`ChangeKind::SessionCut`] entry tells every broker to close its live sessions, so it
+    /// reconnects (if it still can) under the quarantine policy. Refuses a device whose state
+    /// cannot move there (revoked, decommissioned, or not yet provisioned for quarantine) with
+    /// [`StoreError::InvalidTransition`].
+    pub async fn contain_device(
+        &mut self,
+        id: &str,
+        revoke: Option<RevocationReason>,
+    ) -> Result<Contained> {
+        let at = now();
+        let mut conn = self.connection();
+        let from = lock_state(&mut conn, id, true)
+            .await?
+            .ok_or_else(|| StoreError::UnknownDevice(id.to_owned()))?;
+        let to = match revoke {
+            Some(_) => DeviceState::Revoked,
+            None => DeviceState::Quarantined,
+        };
+        let stays = from == DeviceState::Quarantined && to == DeviceState::Quarantined;
+        if !stays && !from.can_become(to) {
+            return Err(StoreError::InvalidTransition {
+                device: id.to_owned(),
+                from,
+                to,
+            });
+        }
+        if !stays {
+            on_backend!(&mut conn, c => {
+                sqlx::query("UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3")
+                    .bind(to.as_str())
+                    .bind(at)
+                    .bind(id)
+                    .execute(&mut **c)
+                    .await
+                    .map(|r| r.rows_affected())
+            })
+            .map_err(StoreError::db("contain device"))?;
+        }
+        let revoked = match revoke {
+            Some(reason) => {
+                self.revoke_locked_device_certificates(id, reason, at)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        if !stays {
+            self.push_change(ChangeKind::Device, id, at);
+        }
+        self.push_change(ChangeKind::SessionCut, id, at);
+        Ok(Contained { from, to, revoked })
+    }
+}
