@@ -143,6 +143,8 @@ event_kinds! {
     DeviceBootReported = "device.boot_reported", subject "`device`", actor "`device:<id>`";
     /// The device's bootloader refused a firmware image (untrusted key, downgrade, corrupt); outcome `denied`, detail `reason` is the stable code.
     FirmwareRefused = "firmware.refused", subject "`device`", actor "`device:<id>`";
+    /// A fleet configuration audit ran (`ironroot defend audit`); details `checks_run`, `checks_skipped`, `findings`, `critical`, `high`, `medium`, `low`, `suppressed` (counts only, never the findings' text).
+    DefenderAuditRun = "defender.audit_run", subject "`fleet` (`audit`)", actor "operator or `service:defender`";
     /// A broker event this version does not map to a kind of its own; detail `event`.
     MqttOther = "mqtt.other", subject "`broker`", actor "`system`";
 }
