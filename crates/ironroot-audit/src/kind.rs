@@ -147,6 +147,8 @@ event_kinds! {
     IncidentOpened = "incident.opened", subject "`incident`", actor "operator";
     /// An incident's containment was committed in one registry transaction (details `contained`, `skipped`, `revoked_certificates`); `failure` when the registry refused it and nothing changed.
     IncidentContained = "incident.contained", subject "`incident`", actor "operator";
+    /// A fleet configuration audit ran (`ironroot defend audit`); details `checks_run`, `checks_skipped`, `findings`, `critical`, `high`, `medium`, `low`, `suppressed` (counts only, never the findings' text).
+    DefenderAuditRun = "defender.audit_run", subject "`fleet` (`audit`)", actor "operator or `service:defender`";
     /// A broker event this version does not map to a kind of its own; detail `event`.
     MqttOther = "mqtt.other", subject "`broker`", actor "`system`";
 }

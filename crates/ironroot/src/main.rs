@@ -57,6 +57,9 @@ enum Command {
     /// Signed OTA metadata (TUF 1.0): `ota client` verifies a repository (init, refresh,
     /// download); `ota repo` creates and signs one.
     Ota(cmd::ota::OtaArgs),
+    /// Fleet defense: `defend audit` audits the fleet's configuration (certificates, CAs,
+    /// policies, audit log, attestation) with severities and suppressions.
+    Defend(cmd::defend::DefendArgs),
     /// Check running services: `check tls HOST:PORT` grades a TLS listener (CI gate).
     Check(cmd::check::CheckArgs),
 }
@@ -75,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Incident(args) => cmd::incident::run(args),
+        Command::Defend(args) => cmd::defend::run(args),
         Command::Ota(args) => cmd::ota::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Agent(args) => cmd::agent::run(args),

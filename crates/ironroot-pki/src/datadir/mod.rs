@@ -265,6 +265,22 @@ impl CaDirectory {
         fs::read_to_string(&path).map_err(CaError::io("reading", &path))
     }
 
+    /// Every intermediate generation ever created, oldest first, whether still trusted or not,
+    /// with its trust deadline (`None` while current): what a configuration audit inspects.
+    pub fn all_intermediates(
+        &self,
+    ) -> Result<Vec<(u32, CaCertificate, Option<OffsetDateTime>)>, CaError> {
+        let state = self.load_state()?;
+        state
+            .intermediates
+            .iter()
+            .map(|rec| {
+                let cert = self.read_cert(&format!("intermediate-{}.crt.pem", rec.generation))?;
+                Ok((rec.generation, cert, rec.trusted_until))
+            })
+            .collect()
+    }
+
     /// Serials of revoked CA certificates (to seed the live revocation set).
     pub fn revoked_ca_entries(&self) -> Result<Vec<RevokedEntry>, CaError> {
         Ok(self.load_state()?.revoked_cas)

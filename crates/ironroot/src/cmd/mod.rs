@@ -5,6 +5,7 @@ pub mod audit;
 pub mod boot;
 pub mod ca;
 pub mod check;
+pub mod defend;
 pub mod demo;
 pub mod device;
 pub mod device_remote;

@@ -34,6 +34,9 @@ const CHAIN: &[&[&str]] = &[
     &["ironroot-audit"],
     &["ironroot-identity"],
     &["ironroot-fleet"],
+    // Fleet defense reads the registry, CA files and audit log, and reuses the fleet's Origin;
+    // the broker and server will feed it (sessions, metrics) from above.
+    &["ironroot-defender"],
     &["ironroot-broker"],
     &["ironroot-control"],
     &["ironroot-server"],

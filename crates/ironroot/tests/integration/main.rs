@@ -9,6 +9,7 @@ mod ca_batch;
 mod ca_identity;
 mod check_tls;
 mod decommission;
+mod defend;
 mod demo;
 mod device;
 mod device_lifecycle;
