@@ -305,10 +305,20 @@ impl Follower {
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
+        let order: Vec<&str> = devices.into_iter().collect();
+        let now: Vec<(String, Option<Device>)> = order
+            .iter()
+            .map(|id| ((*id).to_owned(), read.remove(*id)))
+            .collect();
+        let states: Vec<Option<DeviceState>> = now
+            .iter()
+            .map(|(_, d)| d.as_ref().map(|d| d.state))
+            .collect();
+        let previous = self.policies.set_devices(now);
         let mut changed_facts = Vec::new();
         let mut barred = HashSet::new();
-        for id in devices {
-            if self.device_changed(id, read.remove(id)) {
+        for ((id, state), previous) in order.into_iter().zip(states).zip(previous) {
+            if self.enforce_state(id, state, previous) {
                 changed_facts.push(id);
             } else {
                 barred.insert(id);
@@ -328,12 +338,16 @@ impl Follower {
         Ok(())
     }
 
-    /// Enforces one device's state as just read (`None`: no longer registered); returns
+    /// Enforces one device's state as just read (`None`: no longer registered; `previous`:
+    /// the state the plane knew before); returns
     /// whether it is still allowed on the broker (so its policies are re-evaluated), `false`
     /// when it must be kicked.
-    fn device_changed(&self, id: &str, device: Option<Device>) -> bool {
-        let state = device.as_ref().map(|d| d.state);
-        let previous = self.policies.set_device(id, device);
+    fn enforce_state(
+        &self,
+        id: &str,
+        state: Option<DeviceState>,
+        previous: Option<DeviceState>,
+    ) -> bool {
         match state {
             Some(s) if is_barred(s) => {
                 // The caller kicks it (all barred devices of a batch in one pass).

@@ -152,31 +152,53 @@ impl RegistryPolicies {
         });
     }
 
-    /// Updates (or removes, `None`) one device's facts and state; returns the previous state.
-    pub(crate) fn set_device(&self, id: &str, device: Option<Device>) -> Option<DeviceState> {
-        let (facts, state) = match device {
-            Some(d) => (
-                Some(DeviceFacts {
-                    attributes: d.attributes.into_iter().collect(),
-                    groups: d.groups,
-                }),
-                Some(d.state),
-            ),
-            None => (None, None),
-        };
-        self.policies.update(|s| match facts {
-            Some(f) => {
-                s.facts.insert(id.to_owned(), f);
+    /// Updates (or removes, `None`) devices' facts and states; the policy snapshot and the
+    /// state map are copied once per batch, not once per device (an incident changes thousands
+    /// at once). Returns the previous states, in order.
+    pub(crate) fn set_devices(
+        &self,
+        batch: Vec<(String, Option<Device>)>,
+    ) -> Vec<Option<DeviceState>> {
+        let mut facts = Vec::with_capacity(batch.len());
+        let mut states_now = Vec::with_capacity(batch.len());
+        for (id, device) in batch {
+            match device {
+                Some(d) => {
+                    states_now.push((id.clone(), Some(d.state)));
+                    facts.push((
+                        id,
+                        Some(DeviceFacts {
+                            attributes: d.attributes.into_iter().collect(),
+                            groups: d.groups,
+                        }),
+                    ));
+                }
+                None => {
+                    states_now.push((id.clone(), None));
+                    facts.push((id, None));
+                }
             }
-            None => {
-                s.facts.remove(id);
+        }
+        self.policies.update(|s| {
+            for (id, f) in facts {
+                match f {
+                    Some(f) => {
+                        s.facts.insert(id, f);
+                    }
+                    None => {
+                        s.facts.remove(&id);
+                    }
+                }
             }
         });
         let mut states = (**self.states.read()).clone();
-        let previous = match state {
-            Some(st) => states.insert(id.to_owned(), st),
-            None => states.remove(id),
-        };
+        let previous = states_now
+            .into_iter()
+            .map(|(id, st)| match st {
+                Some(st) => states.insert(id, st),
+                None => states.remove(&id),
+            })
+            .collect();
         *self.states.write() = Arc::new(states);
         previous
     }
