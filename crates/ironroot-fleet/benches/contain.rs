@@ -58,7 +58,7 @@ async fn fleet(
             device_id: Some(id),
             kind: CertificateKind::Operational,
             issuer: "bench CA".into(),
-            subject: String::new(),
+            subject: "CN=bench".into(),
             not_before: 0,
             not_after: 4_000_000_000,
         })
