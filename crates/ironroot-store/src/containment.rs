@@ -45,14 +45,14 @@ impl Transaction {
             Some(_) => DeviceState::Revoked,
             None => DeviceState::Quarantined,
         };
-        let stays = from == DeviceState::Quarantined && to == DeviceState::Quarantined;
-        if !stays && !from.can_become(to) {
+        if !from.can_be_contained_as(to) {
             return Err(StoreError::InvalidTransition {
                 device: id.to_owned(),
                 from,
                 to,
             });
         }
+        let stays = from == to;
         if !stays {
             on_backend!(&mut conn, c => {
                 sqlx::query("UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3")

@@ -102,6 +102,12 @@ impl DeviceState {
         )
     }
 
+    /// Whether incident containment may move a device from this state to `to`: a lifecycle
+    /// move, or a quarantined device staying quarantined (its sessions are cut again).
+    pub fn can_be_contained_as(self, to: DeviceState) -> bool {
+        (self == to && to == DeviceState::Quarantined) || self.can_become(to)
+    }
+
     /// Whether certificates may still be recorded for a device in this state.
     pub fn may_receive_certificates(self) -> bool {
         !matches!(self, DeviceState::Revoked | DeviceState::Decommissioned)

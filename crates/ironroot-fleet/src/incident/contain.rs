@@ -173,8 +173,7 @@ impl Fleet {
             .collect();
         let mut movable: Vec<Device> = Vec::with_capacity(devices.len());
         for d in devices {
-            let stays = d.state == to && to == DeviceState::Quarantined;
-            if stays || d.state.can_become(to) {
+            if d.state.can_be_contained_as(to) {
                 movable.push(d);
             } else {
                 skipped.push(skip(&d.id, d.state));
