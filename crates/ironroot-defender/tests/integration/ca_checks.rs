@@ -18,7 +18,20 @@ async fn a_short_lived_intermediate_is_expiring() {
     };
     run_with(Db::Sqlite, hierarchy, |env: Env| async move {
         env.clean_fleet().await;
-        let report = env.audit(&AuditOptions::default()).await;
+        // Judged one hour into the intermediate's 20-day life, so the day count cannot depend
+        // on how many seconds the setup took (it read "20 days" when the audit ran within the
+        // second the certificate was made).
+        let snapshot = env.snapshot().await;
+        let intermediate = snapshot
+            .cas
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.name == env.intermediate_name())
+            .unwrap()
+            .not_after;
+        let now = intermediate - 20 * 86_400 + 3_600;
+        let report = ironroot_defender::audit::run(&snapshot, &AuditOptions::default(), now);
         let found = of(&report, CheckId::CaCertificateExpiring);
         assert_eq!(found.len(), 1, "{}", report.to_json());
         assert_eq!(found[0].severity, Severity::High);
