@@ -89,8 +89,10 @@ event_kinds! {
     DeviceAdded = "device.added", subject "`device`", actor "operator";
     /// A device received its first certificate over EST.
     DeviceProvisioned = "device.provisioned", subject "`device`", actor "`device:<id>`";
-    /// A device's lifecycle state changed (revoke, decommission, quarantine, release); detail `to` is the new state.
+    /// A device's lifecycle state changed (revoke, decommission, quarantine, release, repair with `to` = `in_repair`, and re-commission with detail `op` = `recommission`); detail `to` is the new state.
     DeviceStateChanged = "device.state_changed", subject "`device`", actor "operator";
+    /// A device was transferred to a new owner (details `from_owner`, `to_owner`, `from_state`, `revoked_certificates`, `groups_removed`, `attributes_removed`, `policies_detached`, `claims_voided`); it is `manufactured` again and must enroll a fresh key. Recorded before the registry commit.
+    DeviceTransferred = "device.transferred", subject "`device`", actor "operator";
     /// A signed command was sent to a device over MQTT (details `command`, `id`, `delivered`, `keys_destroyed_confirmed`, `reason` when not confirmed: `device_offline`, `not_subscribed`, `not_sent`, `no_disconnect`); `failure` unless the device disconnected after it (its keys destroyed).
     DeviceCommand = "device.command", subject "`device`", actor "operator";
     /// A policy document was stored (a new version when the name exists); recorded before the registry commit.

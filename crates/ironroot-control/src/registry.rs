@@ -234,7 +234,10 @@ impl SessionPolicy for Barred {
 
 /// Whether a device in this state may not connect at all.
 pub(crate) fn is_barred(state: DeviceState) -> bool {
-    matches!(state, DeviceState::Revoked | DeviceState::Decommissioned)
+    matches!(
+        state,
+        DeviceState::InRepair | DeviceState::Revoked | DeviceState::Decommissioned
+    )
 }
 
 impl PolicyProvider for RegistryPolicies {

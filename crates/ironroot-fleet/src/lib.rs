@@ -25,13 +25,15 @@
 #![forbid(unsafe_code)]
 
 pub mod incident;
+mod lifecycle;
 mod reports;
 
 use std::sync::Arc;
 
 use ironroot_audit::{Audit, Event, EventKind, Outcome, RecordError};
 use ironroot_store::{
-    Device, NewDevice, PolicyTarget, PolicyVersion, Store, StoreError, Transaction,
+    Contained, Device, NewDevice, PolicyTarget, PolicyVersion, Rebind, Rebound, Store, StoreError,
+    Transaction,
 };
 
 /// Who asks for a change and from where, as the audit log records it.
@@ -97,6 +99,7 @@ fn is_refusal(e: &StoreError) -> bool {
         e,
         StoreError::InvalidInput { .. }
             | StoreError::DuplicateDevice(_)
+            | StoreError::DecommissionedDevice(_)
             | StoreError::UnknownDevice(_)
             | StoreError::InvalidPolicy { .. }
             | StoreError::UnknownPolicy(_)
@@ -109,6 +112,7 @@ fn reason(e: &StoreError) -> &'static str {
     match e {
         StoreError::InvalidInput { .. } => "invalid_input",
         StoreError::DuplicateDevice(_) => "duplicate_device",
+        StoreError::DecommissionedDevice(_) => "decommissioned_device",
         StoreError::UnknownDevice(_) => "unknown_device",
         StoreError::InvalidPolicy { .. } => "invalid_policy",
         StoreError::UnknownPolicy(_) => "unknown_policy",
@@ -132,6 +136,11 @@ enum Change<'a> {
         name: &'a str,
         target: &'a PolicyTarget,
     },
+    Rebind {
+        id: &'a str,
+        rebind: &'a Rebind,
+    },
+    Repair(&'a str),
 }
 
 /// What a change produced.
@@ -139,6 +148,8 @@ enum Done {
     Device(Device),
     Policy(PolicyVersion),
     Changed(bool),
+    Rebound(Rebound),
+    OutOfService(Contained),
 }
 
 impl Change<'_> {
@@ -150,6 +161,8 @@ impl Change<'_> {
             }
             Change::Attach { name, target } => Done::Changed(tx.attach_policy(name, target).await?),
             Change::Detach { name, target } => Done::Changed(tx.detach_policy(name, target).await?),
+            Change::Rebind { id, rebind } => Done::Rebound(tx.rebind_device(id, rebind).await?),
+            Change::Repair(id) => Done::OutOfService(tx.send_for_repair(id).await?),
         })
     }
 }
@@ -191,7 +204,7 @@ impl Fleet {
             event = event.detail("owner", owner.clone());
         }
         match self
-            .execute(event, Change::AddDevice(new), |_| None)
+            .execute(event, Change::AddDevice(new), |_| Vec::new())
             .await?
         {
             Done::Device(d) => Ok(d),
@@ -210,8 +223,8 @@ impl Fleet {
         let event = event(EventKind::PolicyCreate, origin).subject("policy", name);
         let change = Change::PutPolicy { name, document };
         let version = |done: &Done| match done {
-            Done::Policy(v) => Some(("version", v.version.to_string())),
-            _ => None,
+            Done::Policy(v) => vec![("version", v.version.to_string())],
+            _ => Vec::new(),
         };
         match self.execute(event, change, version).await? {
             Done::Policy(v) => Ok(v),
@@ -245,8 +258,8 @@ impl Fleet {
 
     async fn changed(&self, event: Event, change: Change<'_>) -> Result<bool, FleetError> {
         let changed = |done: &Done| match done {
-            Done::Changed(c) => Some(("changed", c.to_string())),
-            _ => None,
+            Done::Changed(c) => vec![("changed", c.to_string())],
+            _ => Vec::new(),
         };
         match self.execute(event, change, changed).await? {
             Done::Changed(c) => Ok(c),
@@ -259,7 +272,7 @@ impl Fleet {
         &self,
         base: Event,
         change: Change<'_>,
-        detail: impl Fn(&Done) -> Option<(&'static str, String)>,
+        detail: impl Fn(&Done) -> Vec<(&'static str, String)>,
     ) -> Result<Done, FleetError> {
         let mut tx = self.store.begin().await.map_err(FleetError::Store)?;
         let rehearsed = change.apply(&mut tx).await;
@@ -285,7 +298,7 @@ impl Fleet {
             }
         };
         let mut ahead = base.clone();
-        if let Some((k, v)) = detail(&rehearsed) {
+        for (k, v) in detail(&rehearsed) {
             ahead = ahead.detail(k, v);
         }
         // Write-ahead: durable before the registry changes; if it fails, nothing changes.

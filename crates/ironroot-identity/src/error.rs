@@ -87,6 +87,11 @@ impl From<StoreError> for IdentityError {
         match err {
             StoreError::UnknownDevice(d) => IdentityError::UnknownDevice(d),
             StoreError::DuplicateDevice(d) => IdentityError::DuplicateDevice(d),
+            StoreError::DecommissionedDevice(device) => IdentityError::WrongState {
+                device,
+                state: DeviceState::Decommissioned,
+                op: "re-register (re-commission it first)",
+            },
             StoreError::UnknownCertificate(s) => IdentityError::UnknownCertificate(s),
             StoreError::DeviceNotIssuable { device, state } => IdentityError::WrongState {
                 device,

@@ -227,6 +227,12 @@ impl OperatorError {
                 "a device with this id already exists",
                 "choose another id, or look at it with GET /api/v1/devices/{id}",
             ),
+            S::DecommissionedDevice(_) => Self::field(
+                ApiError::Conflict,
+                "id",
+                "this id belongs to a decommissioned device and stays retired",
+                "re-commission it explicitly with POST /api/v1/devices/{id}/recommission",
+            ),
             S::UnknownDevice(_) => Self::field(
                 ApiError::NotFound,
                 "id",

@@ -402,6 +402,64 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             }),
         ),
         post(
+            "/api/v1/devices/{id}/repair",
+            crate::operator::repair,
+            json!({
+                "summary": "Send the device for repair (returned by its owner): in_repair, every certificate revoked, live sessions cut; it may not connect or enroll until it is re-commissioned, then it enrolls a fresh key",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "responses": {
+                    "200": {
+                        "description": "in repair",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/RetireResult"}}
+                        }
+                    },
+                    "404": {"description": "unknown"},
+                    "409": {"description": "wrong state (manufactured, revoked, decommissioned, already in repair)"}
+                }
+            }),
+        ),
+        post(
+            "/api/v1/devices/{id}/transfer",
+            crate::operator::transfer,
+            json!({
+                "summary": "Transfer the device to a new owner: every certificate revoked (affiliation changed) and live sessions cut; the old owner's groups, attributes, device policies, claim tokens and pending rotations removed; the device is manufactured again under the new owner and must enroll a fresh key with a claim token the new owner mints",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RebindRequest"}}}
+                },
+                "responses": {
+                    "200": {
+                        "description": "transferred",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RebindResult"}}}
+                    },
+                    "400": {"description": "no owner, or a bad group or attribute"},
+                    "404": {"description": "unknown"},
+                    "409": {"description": "revoked or decommissioned: re-commission instead"}
+                }
+            }),
+        ),
+        post(
+            "/api/v1/devices/{id}/recommission",
+            crate::operator::recommission,
+            json!({
+                "summary": "Re-commission a device back from repair, revoked or decommissioned, the one way to use its retired id again: manufactured, with the new binding, and it must enroll a fresh key with a claim token",
+                "security": [{"adminToken": []}, {"clientCertificate": []}],
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RebindRequest"}}}
+                },
+                "responses": {
+                    "200": {
+                        "description": "re-commissioned",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RebindResult"}}}
+                    },
+                    "404": {"description": "unknown"},
+                    "409": {"description": "not in repair, revoked or decommissioned"}
+                }
+            }),
+        ),
+        post(
             "/api/v1/incidents",
             crate::operator::incident_contain,
             json!({

@@ -61,14 +61,14 @@ const SUPERSEDE: &str = concat!(
     cert_columns!()
 );
 
-/// Inserts a certificate unless its device is missing, revoked or decommissioned (then nothing
-/// is inserted). PostgreSQL locks the device row `FOR SHARE`, so a concurrent device revocation
+/// Inserts a certificate unless its device is missing, in repair, revoked or decommissioned
+/// (then nothing is inserted; the set is `DeviceState::may_receive_certificates`). PostgreSQL locks the device row `FOR SHARE`, so a concurrent device revocation
 /// (which takes `FOR UPDATE`) either waits for this transaction or is seen by it.
 macro_rules! insert_certificate {
     ($lock:literal) => {
         concat!(
             "WITH d AS (SELECT id FROM devices WHERE id = $3 \
-               AND state NOT IN ('revoked', 'decommissioned')",
+               AND state NOT IN ('in_repair', 'revoked', 'decommissioned')",
             $lock,
             ") INSERT INTO certificates (serial, fingerprint, device_id, kind, issuer, subject, \
                not_before, not_after, status, issued_at, der) \
@@ -287,8 +287,8 @@ async fn status_error(conn: &mut Connection<'_>, serial: &Serial, op: &'static s
 impl Transaction {
     /// Records a certificate the CA has just built (and not yet handed out) as active.
     ///
-    /// Checks that the device exists and may still receive certificates (not revoked or
-    /// decommissioned) — on PostgreSQL under a row lock, so a concurrent revocation of the
+    /// Checks that the device exists and may still receive certificates (not in repair, revoked
+    /// or decommissioned) — on PostgreSQL under a row lock, so a concurrent revocation of the
     /// device either waits for this transaction (and then revokes the new certificate too) or
     /// wins and makes this call fail. The fingerprint is computed here from the DER.
     pub async fn record_issued_certificate(&mut self, new: &NewCertificate) -> Result<Certificate> {

@@ -1,18 +1,18 @@
-//! Containment: one device moved to quarantine or revocation inside a caller's transaction,
-//! with its live sessions cut through the change feed (`ironroot incident contain`).
+//! Taking one device out of service inside a caller's transaction, with its live sessions cut
+//! through the change feed: containment (quarantine or revocation, `ironroot incident
+//! contain`) and repair (`ironroot device repair`).
 //!
 //! Many devices go through one [`Transaction`] so an incident over 10,000 devices is a single
 //! commit: either every device is contained or none is.
 
 use crate::changes::ChangeKind;
-use crate::devices::lock_state;
+use crate::devices::{lock_state, write_state};
 use crate::error::{Result, StoreError};
 use crate::model::{Certificate, DeviceState, RevocationReason};
-use crate::on_backend;
 use crate::store::now;
 use crate::tx::Transaction;
 
-/// What containing one device changed.
+/// What taking one device out of service (containment, repair) changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Contained {
@@ -54,16 +54,7 @@ impl Transaction {
         }
         let stays = from == to;
         if !stays {
-            on_backend!(&mut conn, c => {
-                sqlx::query("UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3")
-                    .bind(to.as_str())
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut **c)
-                    .await
-                    .map(|r| r.rows_affected())
-            })
-            .map_err(StoreError::db("contain device"))?;
+            write_state(&mut conn, id, to, at).await?;
         }
         let revoked = match revoke {
             Some(reason) => {
@@ -75,6 +66,35 @@ impl Transaction {
         if !stays {
             self.push_change(ChangeKind::Device, id, at);
         }
+        self.push_change(ChangeKind::SessionCut, id, at);
+        Ok(Contained { from, to, revoked })
+    }
+
+    /// Sends a device for repair: state `in_repair`, every certificate it holds revoked
+    /// (cessation of operation) and a [`ChangeKind::SessionCut`] entry, so it can neither stay
+    /// connected nor connect or enroll again until it is re-commissioned
+    /// ([`Transaction::rebind_device`]), which makes it enroll a fresh key. Refuses a state the
+    /// lifecycle does not allow (manufactured, revoked, decommissioned, already in repair)
+    /// with [`StoreError::InvalidTransition`].
+    pub async fn send_for_repair(&mut self, id: &str) -> Result<Contained> {
+        let at = now();
+        let to = DeviceState::InRepair;
+        let mut conn = self.connection();
+        let from = lock_state(&mut conn, id, true)
+            .await?
+            .ok_or_else(|| StoreError::UnknownDevice(id.to_owned()))?;
+        if !from.can_become(to) {
+            return Err(StoreError::InvalidTransition {
+                device: id.to_owned(),
+                from,
+                to,
+            });
+        }
+        write_state(&mut conn, id, to, at).await?;
+        let revoked = self
+            .revoke_locked_device_certificates(id, RevocationReason::CessationOfOperation, at)
+            .await?;
+        self.push_change(ChangeKind::Device, id, at);
         self.push_change(ChangeKind::SessionCut, id, at);
         Ok(Contained { from, to, revoked })
     }

@@ -257,7 +257,7 @@ pub(crate) async fn lock_state(
     state.map(DeviceState::from_row).transpose()
 }
 
-async fn ensure_membership(
+pub(crate) async fn ensure_membership(
     conn: &mut Connection<'_>,
     id: &str,
     group: &str,
@@ -288,7 +288,7 @@ async fn ensure_membership(
     Ok(())
 }
 
-async fn upsert_attribute(
+pub(crate) async fn upsert_attribute(
     conn: &mut Connection<'_>,
     id: &str,
     key: &str,
@@ -307,6 +307,26 @@ async fn upsert_attribute(
         .map(|r| r.rows_affected())
     })
     .map_err(StoreError::db("set device attribute"))?;
+    Ok(())
+}
+
+/// Writes a device's new state; the caller checked the move and holds the row lock.
+pub(crate) async fn write_state(
+    conn: &mut Connection<'_>,
+    id: &str,
+    to: DeviceState,
+    at: i64,
+) -> Result<()> {
+    on_backend!(conn, c => {
+        sqlx::query("UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3")
+            .bind(to.as_str())
+            .bind(at)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(StoreError::db("update device state"))?;
     Ok(())
 }
 
@@ -343,6 +363,10 @@ impl Transaction {
         }
         let at = now();
         let mut conn = self.connection();
+        if lock_state(&mut conn, &new.id, false).await? == Some(DeviceState::Decommissioned) {
+            // The tombstone: a retired id is never registered again by accident.
+            return Err(StoreError::DecommissionedDevice(new.id.clone()));
+        }
         on_backend!(&mut conn, c => {
             sqlx::query(
                 "INSERT INTO devices (id, state, owner, created_at, updated_at) \
@@ -399,16 +423,7 @@ impl Transaction {
             });
         }
         let at = now();
-        on_backend!(&mut conn, c => {
-            sqlx::query("UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3")
-                .bind(to.as_str())
-                .bind(at)
-                .bind(id)
-                .execute(&mut **c)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(StoreError::db("update device state"))?;
+        write_state(&mut conn, id, to, at).await?;
         let device = get(&mut conn, id).await?;
         self.push_change(ChangeKind::Device, id, at);
         Ok(device)

@@ -80,6 +80,10 @@ pub enum StoreError {
     /// A device with this id already exists.
     #[error("device {0:?} already exists")]
     DuplicateDevice(String),
+    /// The id belongs to a decommissioned device: it stays retired (a tombstone) until it is
+    /// explicitly re-commissioned.
+    #[error("device {0:?} was decommissioned: its id stays retired until it is re-commissioned")]
+    DecommissionedDevice(String),
     /// No device has this id.
     #[error("unknown device {0:?}")]
     UnknownDevice(String),

@@ -12,6 +12,7 @@
 //!     │           tx.record_issued_certificate(&cert).await?;
 //!     │           tx.set_device_state(id, DeviceState::Provisioned).await?;
 //!     │           tx.commit().await?;   ◄── hand the certificate out only after this
+//!     ├─ lifecycle: tx.contain_device(..) (incidents), tx.rebind_device(..) (transfer, re-commission)
 //!     ├─ policies: store.put_policy(name, json) (validated), attach_policy(name, target)
 //!     └─ feed:    store.subscribe_changes(cursor) → next() = Change { kind, item, cursor }
 //! ```
@@ -37,6 +38,7 @@ mod devices;
 mod error;
 mod group;
 mod policies;
+mod rebind;
 mod reports;
 mod store;
 mod tx;
@@ -53,6 +55,7 @@ pub use model::{
     NewCertificate, NewDevice, RevocationReason, RevokedCertificate,
 };
 pub use policies::{Policy, PolicyAttachment, PolicyTarget, PolicyVersion};
+pub use rebind::{Rebind, RebindKind, Rebound};
 pub use reports::BootRecord;
 pub use store::{Backend, DATABASE_FILE, PooledConnection, Store, StoreOptions, known_migrations};
 pub use tx::Transaction;

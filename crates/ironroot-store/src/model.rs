@@ -56,17 +56,21 @@ macro_rules! text_enum {
 text_enum! {
     /// Where a device is in its life. Legal moves are listed by [`DeviceState::can_become`]:
     ///
-    /// | from \ to      | provisioned | active | quarantined | revoked | decommissioned |
-    /// |----------------|:-----------:|:------:|:-----------:|:-------:|:--------------:|
-    /// | manufactured   | yes         |        |             | yes     |                |
-    /// | provisioned    |             | yes    | yes         | yes     |                |
-    /// | active         |             |        | yes         | yes     |                |
-    /// | quarantined    |             | yes    |             | yes     |                |
-    /// | revoked        |             |        |             |         | yes            |
-    /// | decommissioned |             |        |             |         |                |
+    /// | from \ to      | provisioned | active | quarantined | in_repair | revoked | decommissioned |
+    /// |----------------|:-----------:|:------:|:-----------:|:---------:|:-------:|:--------------:|
+    /// | manufactured   | yes         |        |             |           | yes     |                |
+    /// | provisioned    |             | yes    | yes         | yes       | yes     |                |
+    /// | active         |             |        | yes         | yes       | yes     |                |
+    /// | quarantined    |             | yes    |             | yes       | yes     |                |
+    /// | in_repair      |             |        |             |           | yes     |                |
+    /// | revoked        |             |        |             |           |         | yes            |
+    /// | decommissioned |             |        |             |           |         |                |
     ///
     /// A device is decommissioned only after it was revoked, so a retired device never keeps a
     /// valid certificate; decommissioned is terminal. Staying in the same state is not a move.
+    /// Back to `manufactured` is not a move of this table but a rebind (`Transaction::
+    /// rebind_device`): an ownership transfer, or a re-commission of a device that came back
+    /// from repair, was revoked or was decommissioned.
     DeviceState, "devices", "state" {
         /// Registered (factory credential only), not yet holding an operational certificate.
         Manufactured = "manufactured",
@@ -76,6 +80,9 @@ text_enum! {
         Active = "active",
         /// Cut down to the quarantine policy; can be released back to active.
         Quarantined = "quarantined",
+        /// Returned for repair: its certificates are revoked and it may not connect or enroll
+        /// until it is re-commissioned (then it enrolls a fresh key).
+        InRepair = "in_repair",
         /// Its certificates are revoked; it may no longer connect or enrol.
         Revoked = "revoked",
         /// Retired for good.
@@ -98,6 +105,10 @@ impl DeviceState {
                 | (Active, Revoked)
                 | (Quarantined, Active)
                 | (Quarantined, Revoked)
+                | (Provisioned, InRepair)
+                | (Active, InRepair)
+                | (Quarantined, InRepair)
+                | (InRepair, Revoked)
                 | (Revoked, Decommissioned)
         )
     }
@@ -110,7 +121,10 @@ impl DeviceState {
 
     /// Whether certificates may still be recorded for a device in this state.
     pub fn may_receive_certificates(self) -> bool {
-        !matches!(self, DeviceState::Revoked | DeviceState::Decommissioned)
+        !matches!(
+            self,
+            DeviceState::InRepair | DeviceState::Revoked | DeviceState::Decommissioned
+        )
     }
 }
 
@@ -346,11 +360,15 @@ mod tests {
                 (Manufactured, Revoked),
                 (Provisioned, Active),
                 (Provisioned, Quarantined),
+                (Provisioned, InRepair),
                 (Provisioned, Revoked),
                 (Active, Quarantined),
+                (Active, InRepair),
                 (Active, Revoked),
                 (Quarantined, Active),
+                (Quarantined, InRepair),
                 (Quarantined, Revoked),
+                (InRepair, Revoked),
                 (Revoked, Decommissioned),
             ]
         );

@@ -402,7 +402,7 @@ impl Transaction {
         Ok(removed > 0)
     }
 
-    fn record_attachment_change(&mut self, name: &str, target: &PolicyTarget, at: i64) {
+    pub(crate) fn record_attachment_change(&mut self, name: &str, target: &PolicyTarget, at: i64) {
         self.push_change(ChangeKind::Policy, name, at);
         match target {
             PolicyTarget::Group(g) => self.push_change(ChangeKind::Group, g, at),

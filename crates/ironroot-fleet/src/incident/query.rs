@@ -53,7 +53,7 @@ impl DeviceQuery {
                     q.state = Some(DeviceState::from_name(value).ok_or_else(|| {
                         bad(format!(
                             "state {value:?} is not one of manufactured, provisioned, active, \
-                             quarantined, revoked, decommissioned"
+                             quarantined, in_repair, revoked, decommissioned"
                         ))
                     })?)
                 }

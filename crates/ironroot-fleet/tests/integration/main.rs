@@ -5,3 +5,4 @@ mod harness;
 
 mod changes;
 mod incident;
+mod lifecycle;

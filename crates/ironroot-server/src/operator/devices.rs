@@ -123,7 +123,7 @@ pub(crate) async fn list(
                     ApiError::BadRequest,
                     "state",
                     format!("unknown state {:?}", s.escape_default().to_string()),
-                    "use one of manufactured, provisioned, active, quarantined, revoked, decommissioned",
+                    "use one of manufactured, provisioned, active, quarantined, in_repair, revoked, decommissioned",
                 )
             })?),
             None => None,

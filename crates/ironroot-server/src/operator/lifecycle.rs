@@ -1,4 +1,4 @@
-//! Lifecycle changes: revoke, decommission, quarantine, release.
+//! Lifecycle changes: revoke, decommission, quarantine, release, repair.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -7,13 +7,13 @@ use ironroot_audit::{Event, EventKind, Outcome};
 use ironroot_store::{DeviceState, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::{device_id, identity_error, operator};
+use super::{device_id, fleet, fleet_error, identity_error, operator};
 use crate::app::Shared;
 use crate::auth::Conn;
 use crate::error::{ApiError, OperatorError};
 use crate::identity::IdentityError;
 
-/// Result of revoke/decommission.
+/// Result of revoke/decommission/repair.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RetireResult {
     /// The device.
@@ -59,6 +59,29 @@ pub(crate) async fn decommission(
     answer.command_sent = command_sent;
     answer.keys_destroyed_confirmed = confirmed;
     Ok(answer)
+}
+
+/// Repair: the device is taken out of service (`in_repair`, certificates revoked, sessions
+/// cut) until it is re-commissioned with a fresh key. The fleet service audits it.
+pub(crate) async fn repair(
+    State(state): State<Shared>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RetireResult>, OperatorError> {
+    let actor = operator(&state, &conn, &headers, "devices.repair").await?;
+    device_id(&id)?;
+    let origin = ironroot_fleet::Origin::new(actor, conn.peer.to_string());
+    let revoked = fleet(&state)
+        .send_for_repair(&origin, &id)
+        .await
+        .map_err(|e| fleet_error(&e))?;
+    Ok(Json(RetireResult {
+        device: id,
+        revoked: revoked.into_iter().map(|c| c.serial.to_string()).collect(),
+        command_sent: None,
+        keys_destroyed_confirmed: None,
+    }))
 }
 
 /// The answer to revoke/decommission; a refusal is audited with the identity service's reason.

@@ -4,7 +4,7 @@
 //! every change is audited with the operator as actor.
 //!
 //! Module map: `devices` (add, list, show), `import` (CSV/JSON import), `claim` (claim
-//! tokens), `lifecycle` (revoke, decommission, quarantine, release), `incident` (contain devices as one incident, its report); this module re-exports the
+//! tokens), `lifecycle` (revoke, decommission, quarantine, release, repair), `rebind` (ownership transfer, re-commission), `incident` (contain devices as one incident, its report); this module re-exports the
 //! handlers for the route table (`crate::routes`) and holds what every handler shares (operator authentication, body parsing, error mapping).
 
 use axum::body::Body;
@@ -25,6 +25,7 @@ mod devices;
 mod import;
 mod incident;
 mod lifecycle;
+mod rebind;
 
 pub use claim::ClaimResponse;
 pub use devices::{AddDevice, CertificateView, DeviceDetail, DeviceView};
@@ -32,6 +33,7 @@ pub use import::ImportResult;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use import::parse_csv;
 pub use lifecycle::{RetireResult, StateResult};
+pub use rebind::RebindResult;
 
 // The handlers, for the route table in `crate::routes` (which builds the router and the
 // OpenAPI document from one list).
@@ -40,7 +42,8 @@ pub(crate) use claim::{claim_device, claim_group};
 pub(crate) use devices::{add, list, show};
 pub(crate) use import::import;
 pub(crate) use incident::{contain as incident_contain, report as incident_report};
-pub(crate) use lifecycle::{decommission, quarantine, release, revoke};
+pub(crate) use lifecycle::{decommission, quarantine, release, repair, revoke};
+pub(crate) use rebind::{recommission, transfer};
 
 /// The operator behind a request (admin token or operator certificate); a refusal is audited.
 pub(crate) async fn operator(

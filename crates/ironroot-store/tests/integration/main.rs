@@ -10,7 +10,9 @@ mod devices;
 mod group_commit;
 mod migrations;
 mod policies;
+mod rebind;
 mod transactions;
+mod upgrade;
 
 /// Helpers shared by the test modules.
 mod fixtures {

@@ -7,8 +7,9 @@
 //! directly on the data directory's database (or the PostgreSQL database named by
 //! `--database-url`); `add` then goes through the same fleet service as the server
 //! (`ironroot_fleet::Fleet`), so it is audited the same way (`device.added`, written ahead of
-//! the registry commit, actor `operator:$USER`, source `cli`); `import`, `claim`, `revoke` and
-//! `decommission` need the server.
+//! the registry commit, actor `operator:$USER`, source `cli`), and so do `transfer`,
+//! `recommission` and `repair` (module `device_fleet`); `import`, `claim`, `revoke` and `decommission`
+//! need the server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -139,8 +140,8 @@ pub(crate) enum DeviceCommand {
         /// Only devices in this group.
         #[arg(long)]
         group: Option<String>,
-        /// Only devices in this state (manufactured, provisioned, active, quarantined, revoked,
-        /// decommissioned).
+        /// Only devices in this state (manufactured, provisioned, active, quarantined,
+        /// in_repair, revoked, decommissioned).
         #[arg(long, value_parser = parse_state)]
         state: Option<DeviceState>,
         /// Only devices of this owner.
@@ -191,6 +192,53 @@ pub(crate) enum DeviceCommand {
         /// Device id.
         id: String,
     },
+    /// Transfer a device to a new owner. Every certificate it holds is revoked (affiliation
+    /// changed) and its live sessions are cut; the old owner's groups, attributes, device
+    /// policies, unused claim tokens and pending rotations are removed. The device is
+    /// manufactured again and must enroll a fresh key with a claim token the new owner mints
+    /// (`ironroot device claim ID`). Refused for a revoked or decommissioned device.
+    ///
+    /// Example: ironroot device transfer sensor-0001 --to acme-water --group acme-pumps
+    Transfer {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+        /// The new owner (a team, customer or site).
+        #[arg(long = "to", value_name = "OWNER")]
+        to: String,
+        #[command(flatten)]
+        binding: crate::cmd::device_fleet::Binding,
+    },
+    /// Re-commission a device back from repair, revoked or decommissioned: the one way to use
+    /// a retired id again (`device add` refuses a decommissioned one). Like a transfer, it comes back manufactured with only
+    /// the binding given here, and must enroll a fresh key with a new claim token.
+    ///
+    /// Example: ironroot device recommission sensor-0001 --owner lab --group refurbished
+    Recommission {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+        /// Who owns it now.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        binding: crate::cmd::device_fleet::Binding,
+    },
+    /// Send a device for repair (returned by its owner): it becomes in_repair, every
+    /// certificate it holds is revoked and its live sessions are cut, so it can neither connect
+    /// nor enroll. Back from repair, `ironroot device recommission ID` makes it enroll a fresh
+    /// key.
+    Repair {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Device id.
+        id: String,
+        /// Print the result as JSON ({"device","revoked"}).
+        #[arg(long)]
+        json: bool,
+    },
     /// Quarantine a device: it keeps its certificate, but the broker allows it nothing except
     /// its own status topic (devices/ID/status), applied to a live session within a second.
     /// Needs the server.
@@ -210,7 +258,7 @@ pub(crate) enum DeviceCommand {
     },
 }
 
-fn parse_attr(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_attr(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {text:?}")),
@@ -355,6 +403,11 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
                     }
                 }
                 store.close().await;
+            }
+            cmd @ (DeviceCommand::Transfer { .. }
+            | DeviceCommand::Recommission { .. }
+            | DeviceCommand::Repair { .. }) => {
+                out = crate::cmd::device_fleet::run_offline(cmd).await?;
             }
             DeviceCommand::Import { .. }
             | DeviceCommand::Claim { .. }

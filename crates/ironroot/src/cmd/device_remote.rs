@@ -111,7 +111,7 @@ pub(crate) fn check(status: u16, body: &[u8], what: &str) -> Result<()> {
     bail!("{what}: {msg}{field}{hint}")
 }
 
-fn enc(id: &str) -> String {
+pub(crate) fn enc(id: &str) -> String {
     // Device ids are [A-Za-z0-9._:-]; ':' is fine in a path segment. Anything else is refused
     // by the server, so pass it escaped rather than build another path.
     id.bytes()
@@ -136,7 +136,10 @@ pub(crate) async fn try_remote(cmd: &DeviceCommand) -> Result<Option<String>> {
         | DeviceCommand::Revoke { store, .. }
         | DeviceCommand::Quarantine { store, .. }
         | DeviceCommand::Release { store, .. }
-        | DeviceCommand::Decommission { store, .. } => store,
+        | DeviceCommand::Decommission { store, .. }
+        | DeviceCommand::Transfer { store, .. }
+        | DeviceCommand::Recommission { store, .. }
+        | DeviceCommand::Repair { store, .. } => store,
     };
     let offline_ok = matches!(
         cmd,
@@ -374,6 +377,11 @@ async fn run(remote: &Remote, cmd: &DeviceCommand) -> Result<String> {
                 )?,
                 None => {}
             }
+        }
+        DeviceCommand::Transfer { .. }
+        | DeviceCommand::Recommission { .. }
+        | DeviceCommand::Repair { .. } => {
+            out = crate::cmd::device_fleet::run_remote(remote, cmd).await?;
         }
         DeviceCommand::Quarantine { id, .. } | DeviceCommand::Release { id, .. } => {
             let verb = if matches!(cmd, DeviceCommand::Quarantine { .. }) {

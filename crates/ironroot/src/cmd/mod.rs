@@ -8,6 +8,7 @@ pub mod check;
 pub mod defend;
 pub mod demo;
 pub mod device;
+pub mod device_fleet;
 pub mod device_remote;
 pub mod firmware;
 pub mod incident;

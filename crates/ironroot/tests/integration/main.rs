@@ -28,6 +28,7 @@ mod policy;
 mod simulate;
 mod storm;
 mod support;
+mod transfer;
 mod up;
 mod up_config;
 mod up_pkcs11;
