@@ -58,7 +58,12 @@ async fn revocation_by_another_process_drops_the_live_session(db: Db) {
             .expect("session dropped")
     });
     // Wall-clock delay from the other process's commit to the client seeing the cut.
-    let delay = SystemTime::now().duration_since(committed).unwrap() - arrived.elapsed();
+    // The cut can reach the client before the writer read its clock after the commit (LISTEN/
+    // NOTIFY is that fast): a negative delay reads as zero.
+    let delay = SystemTime::now()
+        .duration_since(committed)
+        .unwrap_or_default()
+        .saturating_sub(arrived.elapsed());
     eprintln!(
         "{db:?}: revocation → disconnect observed by the client after {delay:?} (rc {})",
         ev["rc"]
@@ -281,7 +286,12 @@ async fn containment_by_another_process_cuts_the_session_and_reconnects_quaranti
         p.wait_timed(|v| v["ev"] == "disconnect", Duration::from_secs(5))
             .expect("session cut")
     });
-    let delay = SystemTime::now().duration_since(committed).unwrap() - arrived.elapsed();
+    // The cut can reach the client before the writer read its clock after the commit (LISTEN/
+    // NOTIFY is that fast): a negative delay reads as zero.
+    let delay = SystemTime::now()
+        .duration_since(committed)
+        .unwrap_or_default()
+        .saturating_sub(arrived.elapsed());
     eprintln!(
         "{db:?}: containment → disconnect after {delay:?} (rc {})",
         ev["rc"]
