@@ -60,7 +60,6 @@ impl IssuerHashes {
 
 /// The issuer of a request's CertIDs, as [`OcspResponder::route`] finds it.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Route<'a> {
     /// Every CertID names this online CA: look their serials up and sign with its responder.
     Delegated(&'a DelegatedResponder),
