@@ -17,7 +17,8 @@ use std::sync::{Arc, RwLock};
 
 use ironroot_audit::{Event, EventKind};
 use ironroot_pki::ocsp::{
-    CertState, DelegatedResponder, OcspError, OcspRequest, OcspResponder, OcspStatus, Route,
+    CA_RESPONSES_FILE, CaResponses, CertState, DelegatedResponder, OcspError, OcspRequest,
+    OcspResponder, OcspStatus, Route,
 };
 use ironroot_pki::{IssuingCa, Serial};
 use ironroot_store::{CertificateStatus, StoreError};
@@ -70,12 +71,7 @@ impl IdentityService {
         };
         let delegated = match responder.route(&request) {
             Ok(Route::Delegated(d)) => d,
-            Ok(Route::Root) => {
-                // CA certificates are answered by the root, whose key is offline; this server
-                // holds no root-signed answers (see docs/architecture.md, "OCSP").
-                log::warn!("OCSP: request for a CA certificate; no root-signed answer held");
-                return OcspStatus::TryLater.to_der();
-            }
+            Ok(Route::Root) => return self.answer_for_ca_certificate(&request).await,
             Err(status) => return status.to_der(),
         };
         let mut states = Vec::with_capacity(request.queries().len());
@@ -94,6 +90,47 @@ impl IdentityService {
             Err(e) => {
                 log::error!("OCSP: signing the response failed: {e}");
                 e.status().to_der()
+            }
+        }
+    }
+
+    /// A CA certificate's CertID: the root (offline) signed the answers ahead of time
+    /// (`pki/ocsp-ca.pem`, written whenever a command unlocks the root); serve the matching
+    /// one, or `tryLater` when it is missing or stale.
+    async fn answer_for_ca_certificate(&self, request: &OcspRequest) -> Vec<u8> {
+        let path = self
+            .inner
+            .options
+            .data_dir
+            .join("pki")
+            .join(CA_RESPONSES_FILE);
+        let text = match tokio::fs::read(&path).await {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!(
+                    "OCSP: no root-signed answers for CA certificates ({}: {e}); answering tryLater",
+                    path.display()
+                );
+                return OcspStatus::TryLater.to_der();
+            }
+        };
+        let stored = match CaResponses::from_pem(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("OCSP: {}: {e}; answering tryLater", path.display());
+                return OcspStatus::TryLater.to_der();
+            }
+        };
+        match stored.answer(request, OffsetDateTime::now_utc()) {
+            Ok(der) => der.to_vec(),
+            Err(status) => {
+                if status == OcspStatus::TryLater {
+                    log::warn!(
+                        "OCSP: no current root-signed answer for a CA certificate in {}; re-sign with a root operation (e.g. `ironroot ca rotate-intermediate`)",
+                        path.display()
+                    );
+                }
+                status.to_der()
             }
         }
     }

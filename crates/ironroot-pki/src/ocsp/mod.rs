@@ -6,7 +6,7 @@
 //!     │ Err ─▶ malformedRequest
 //!     ▼
 //!   OcspResponder::route ── issuer not held / mixed ─▶ unauthorized
-//!     ├── Route::Root (a CA certificate's CertID) ─▶ the caller's root-signed answer (or tryLater)
+//!     ├── Route::Root (a CA certificate's CertID) ─▶ CaResponses: stored root-signed answer (or tryLater)
 //!     └── Route::Delegated(responder of that CA)
 //!            │ caller: per serial, registry + live revoked set ─▶ CertState (good / revoked / unknown)
 //!            ▼
@@ -21,9 +21,11 @@
 //!
 //! Status lookup is the caller's (it owns the registry): this module parses, routes and signs.
 
+mod preproduced;
 mod request;
 mod responder;
 
+pub use preproduced::{CA_RESPONSES_FILE, CaResponses, sign_ca_responses};
 pub use request::{
     CertIdHash, CertQuery, MAX_CERT_IDS, MAX_NONCE_OCTETS, MAX_REQUEST_BYTES, OcspRequest,
 };
@@ -31,6 +33,7 @@ pub use responder::{DelegatedResponder, OCSP_RESPONDER_COMMON_NAME, OcspResponde
 
 use time::OffsetDateTime;
 
+use crate::error::IssueError;
 use crate::revocation::RevocationReason;
 use crate::signer::SignerError;
 
@@ -145,6 +148,12 @@ pub enum OcspError {
     /// The responder key failed to sign.
     #[error("OCSP responder key failed to sign: {0}")]
     Signer(#[from] SignerError),
+    /// A CA certificate could not be used (hashing its name and key).
+    #[error(transparent)]
+    Ca(#[from] IssueError),
+    /// A stored root-signed answer is not a successful single response with a nextUpdate.
+    #[error("stored root-signed OCSP answer is not a successful response with a nextUpdate")]
+    BadStoredResponse,
 }
 
 impl OcspError {

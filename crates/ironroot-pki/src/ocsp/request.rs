@@ -52,6 +52,14 @@ impl CertIdHash {
         aws_lc_rs::digest::digest(alg, data).as_ref().to_vec()
     }
 
+    /// The algorithm's OID, as a CertID names it.
+    pub(crate) fn oid(self) -> ObjectIdentifier {
+        match self {
+            Self::Sha1 => ID_SHA1,
+            Self::Sha256 => ID_SHA256,
+        }
+    }
+
     fn from_oid(oid: ObjectIdentifier) -> Option<Self> {
         if oid == ID_SHA1 {
             Some(Self::Sha1)

@@ -30,13 +30,13 @@ pub const OCSP_RESPONDER_COMMON_NAME: &str = "ironroot OCSP responder";
 
 /// Issuer hashes of one CA, as CertIDs carry them.
 #[derive(Debug, Clone)]
-struct IssuerHashes {
+pub(super) struct IssuerHashes {
     sha1: (Vec<u8>, Vec<u8>),
     sha256: (Vec<u8>, Vec<u8>),
 }
 
 impl IssuerHashes {
-    fn of(ca: &CaCertificate) -> Result<Self, IssueError> {
+    pub(super) fn of(ca: &CaCertificate) -> Result<Self, IssueError> {
         let (_, parsed) = X509Certificate::from_der(ca.der())
             .map_err(|e| IssueError::BadCaCertificate(e.to_string()))?;
         let key = parsed.public_key().subject_public_key.data.to_vec();
@@ -48,13 +48,19 @@ impl IssuerHashes {
         })
     }
 
-    /// Whether `q` names this issuer (name hash and key hash both match).
-    fn matches(&self, q: &CertQuery) -> bool {
-        let (name, key) = match q.hash() {
+    /// (name hash, key hash) under `hash`.
+    pub(super) fn get(&self, hash: CertIdHash) -> (&[u8], &[u8]) {
+        let (name, key) = match hash {
             CertIdHash::Sha1 => &self.sha1,
             CertIdHash::Sha256 => &self.sha256,
         };
-        q.issuer_name_hash() == name.as_slice() && q.issuer_key_hash() == key.as_slice()
+        (name, key)
+    }
+
+    /// Whether `q` names this issuer (name hash and key hash both match).
+    fn matches(&self, q: &CertQuery) -> bool {
+        let (name, key) = self.get(q.hash());
+        q.issuer_name_hash() == name && q.issuer_key_hash() == key
     }
 }
 
@@ -153,53 +159,80 @@ impl DelegatedResponder {
                 states: states.len(),
             });
         }
-        let this_update = ocsp_time(now)?;
-        let next_update = ocsp_time((now + validity).min(self.certificate.not_after()))?;
+        let next_update = (now + validity).min(self.certificate.not_after());
         let responses = request
             .queries()
             .iter()
             .zip(states)
-            .map(|(q, state)| {
-                Ok(SingleResponse {
-                    cert_id: q.id.clone(),
-                    cert_status: match state {
-                        CertState::Good => CertStatus::good(),
-                        CertState::Unknown => CertStatus::unknown(),
-                        CertState::Revoked { at, reason } => CertStatus::revoked(RevokedInfo {
-                            revocation_time: ocsp_time(*at)?,
-                            revocation_reason: Some(crl_reason(*reason)),
-                        }),
-                    },
-                    this_update,
-                    next_update: Some(next_update),
-                    single_extensions: None,
-                })
-            })
+            .map(|(q, state)| single_response(q.id.clone(), state, now, next_update))
             .collect::<Result<Vec<_>, OcspError>>()?;
-        let tbs = ResponseData {
-            version: Version::V1,
-            responder_id: ResponderId::ByKey(
-                OctetString::new(self.key_hash.clone()).map_err(OcspError::Encoding)?,
-            ),
-            produced_at: this_update,
+        sign_basic(
+            self.key.as_ref(),
+            &self.key_hash,
             responses,
-            response_extensions: request.nonce().map(|n| vec![n.clone()]),
-        };
-        let signed = tbs.to_der().map_err(OcspError::Encoding)?;
-        let signature = self.key.sign(&signed)?;
-        let basic = BasicOcspResponse {
-            tbs_response_data: tbs,
-            signature_algorithm: AlgorithmIdentifierOwned {
-                oid: ECDSA_WITH_SHA256,
-                parameters: None,
-            },
-            signature: BitString::from_bytes(&signature).map_err(OcspError::Encoding)?,
-            certs: Some(vec![self.parsed.clone()]),
-        };
-        OcspResponse::successful(basic)
-            .and_then(|r| r.to_der())
-            .map_err(OcspError::Encoding)
+            request.nonce().cloned(),
+            now,
+            self.parsed.clone(),
+        )
     }
+}
+
+/// One SingleResponse: `id` is `state`, this update `now`, next update `next_update`.
+pub(super) fn single_response(
+    id: x509_ocsp::CertId,
+    state: &CertState,
+    now: OffsetDateTime,
+    next_update: OffsetDateTime,
+) -> Result<SingleResponse, OcspError> {
+    Ok(SingleResponse {
+        cert_id: id,
+        cert_status: match state {
+            CertState::Good => CertStatus::good(),
+            CertState::Unknown => CertStatus::unknown(),
+            CertState::Revoked { at, reason } => CertStatus::revoked(RevokedInfo {
+                revocation_time: ocsp_time(*at)?,
+                revocation_reason: Some(crl_reason(*reason)),
+            }),
+        },
+        this_update: ocsp_time(now)?,
+        next_update: Some(ocsp_time(next_update)?),
+        single_extensions: None,
+    })
+}
+
+/// Signs a successful BasicOCSPResponse with `key` (responderID byKey `key_hash`), echoing
+/// `nonce`, with `signer_cert` in `certs`.
+pub(super) fn sign_basic(
+    key: &dyn CaSigner,
+    key_hash: &[u8],
+    responses: Vec<SingleResponse>,
+    nonce: Option<x509_cert::ext::Extension>,
+    now: OffsetDateTime,
+    signer_cert: Certificate,
+) -> Result<Vec<u8>, OcspError> {
+    let tbs = ResponseData {
+        version: Version::V1,
+        responder_id: ResponderId::ByKey(
+            OctetString::new(key_hash.to_vec()).map_err(OcspError::Encoding)?,
+        ),
+        produced_at: ocsp_time(now)?,
+        responses,
+        response_extensions: nonce.map(|n| vec![n]),
+    };
+    let signed = tbs.to_der().map_err(OcspError::Encoding)?;
+    let signature = key.sign(&signed)?;
+    let basic = BasicOcspResponse {
+        tbs_response_data: tbs,
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        },
+        signature: BitString::from_bytes(&signature).map_err(OcspError::Encoding)?,
+        certs: Some(vec![signer_cert]),
+    };
+    OcspResponse::successful(basic)
+        .and_then(|r| r.to_der())
+        .map_err(OcspError::Encoding)
 }
 
 /// The set of delegated responders the server holds, plus the root's issuer hashes (to tell

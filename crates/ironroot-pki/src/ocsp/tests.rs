@@ -291,3 +291,89 @@ fn status_only_responses_decode() {
         assert!(r.response_bytes.is_none());
     }
 }
+
+#[test]
+fn root_signed_answers_for_ca_certificates_match_verify_and_go_stale() {
+    let now = OffsetDateTime::now_utc();
+    let p = pki(now);
+    let next = now + Duration::days(30);
+    let revoked_at = now - Duration::hours(2);
+    let text = sign_ca_responses(
+        &p.root,
+        &[
+            (p.intermediate.certificate().clone(), CertState::Good),
+            (
+                p.other.certificate().clone(),
+                CertState::Revoked {
+                    at: revoked_at,
+                    reason: RevocationReason::CaCompromise,
+                },
+            ),
+        ],
+        now,
+        next,
+    )
+    .unwrap();
+    let stored = CaResponses::from_pem(text.as_bytes()).unwrap();
+    assert_eq!(stored.len(), 4, "two CAs × SHA-1 and SHA-256");
+    let ask = |ca: &IssuingCa, hash| {
+        let mut id = cert_id(&p.root, hash, &[1]);
+        id.serial_number = x509_cert::Certificate::from_der(ca.certificate().der())
+            .unwrap()
+            .tbs_certificate
+            .serial_number;
+        request(vec![id], None)
+    };
+    let good = stored
+        .answer(&ask(&p.intermediate, CertIdHash::Sha256), now)
+        .unwrap();
+    let b = basic(good);
+    assert!(matches!(
+        b.tbs_response_data.responses[0].cert_status,
+        CertStatus::Good(_)
+    ));
+    // Signed by the root key; the root certificate rides along in `certs`.
+    let root_key = UnparsedPublicKey::new(
+        &ECDSA_P256_SHA256_ASN1,
+        p.root.signer().public_key().to_vec(),
+    );
+    root_key
+        .verify(
+            &b.tbs_response_data.to_der().unwrap(),
+            b.signature.raw_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        b.certs.unwrap()[0].to_der().unwrap(),
+        p.root.certificate().der().to_vec()
+    );
+    let revoked = basic(
+        stored
+            .answer(&ask(&p.other, CertIdHash::Sha1), now)
+            .unwrap(),
+    );
+    assert!(matches!(
+        revoked.tbs_response_data.responses[0].cert_status,
+        CertStatus::Revoked(info)
+            if info.revocation_reason == Some(x509_cert::ext::pkix::CrlReason::CaCompromise)
+    ));
+    // Stale after nextUpdate; an unknown CA serial has no answer: tryLater, never a guess.
+    assert_eq!(
+        stored
+            .answer(
+                &ask(&p.intermediate, CertIdHash::Sha1),
+                next + Duration::seconds(1)
+            )
+            .unwrap_err(),
+        OcspStatus::TryLater
+    );
+    assert_eq!(
+        stored
+            .answer(
+                &request(vec![cert_id(&p.root, CertIdHash::Sha1, &[1])], None),
+                now
+            )
+            .unwrap_err(),
+        OcspStatus::TryLater
+    );
+}

@@ -1,6 +1,7 @@
 //! OCSP (RFC 6960) against the running server over HTTPS, with `openssl ocsp` as the oracle:
-//! good, revoked (with reason), unknown, unauthorized, CA certificates (tryLater), a malformed
-//! body refused beside a valid request accepted, and the GET form.
+//! good, revoked (with reason), unknown, unauthorized, CA certificates (root-signed answers,
+//! tryLater without them), a malformed body refused beside a valid request accepted, and the
+//! GET form.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -265,9 +266,41 @@ async fn ocsp_refuses_malformed_and_foreign_requests_and_answers_valid_ones() {
     ]);
     let (_, text) = ocsp(&["-issuer", p(&foreign), "-serial", "0x01", "-url", &url]);
     assert!(text.contains("unauthorized (6)"), "{text}");
-    // A CA certificate (issued by the offline root): tryLater, no root-signed answer is held.
+    fx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ocsp_answers_for_ca_certificates_come_signed_by_the_root_or_try_later() {
+    let fx = Fixture::start(Db::Sqlite, |_| {}).await;
+    let issuer = write_issuer(&fx);
     let root = fx.path("root.pem");
     std::fs::write(&root, fx.server().identity().ca().root().pem()).unwrap();
+    let factory = fx.path("factory.pem");
+    let ca = fx.server().identity().ca();
+    std::fs::write(&factory, ca.factory().certificate().pem()).unwrap();
+    let url = fx.url("/ocsp");
+    let chain = fx.chain();
+    // `ca init` had the root sign answers for the intermediate and the factory CA.
+    for (cert, hash) in [(&issuer, "-sha1"), (&factory, "-sha256")] {
+        let (out, text) = ocsp(&[
+            hash,
+            "-issuer",
+            p(&root),
+            "-cert",
+            p(cert),
+            "-no_nonce",
+            "-url",
+            &url,
+            "-CAfile",
+            p(&chain),
+        ]);
+        println!("{text}");
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("Response verify OK"), "{text}");
+        assert!(text.contains(&format!("{}: good", p(cert))), "{text}");
+    }
+    // Without the stored answers: tryLater, never a guess.
+    std::fs::remove_file(fx.dir.path().join("pki").join("ocsp-ca.pem")).unwrap();
     let (_, text) = ocsp(&["-issuer", p(&root), "-cert", p(&issuer), "-url", &url]);
     assert!(text.contains("trylater (3)"), "{text}");
     fx.stop().await;
