@@ -211,10 +211,25 @@ impl IdentityService {
                 .map(|(c, _)| c)
                 .chain(std::iter::once(ca.factory()))
                 .collect();
-            let responders = cas
-                .into_iter()
-                .map(|c| DelegatedResponder::issue(c, now, OCSP_RESPONDER_LIFETIME))
-                .collect::<Result<Vec<_>, _>>()?;
+            // A CA that cannot sign (expired factory CA, token down) loses OCSP, not the
+            // server: its CertIDs are answered `unauthorized` until a later re-issuance.
+            let mut responders = Vec::with_capacity(cas.len());
+            let mut first_error = None;
+            for c in cas {
+                match DelegatedResponder::issue(c, now, OCSP_RESPONDER_LIFETIME) {
+                    Ok(r) => responders.push(r),
+                    Err(e) => {
+                        log::warn!(
+                            "OCSP: no responder certificate for '{}': {e}",
+                            c.certificate().common_name()
+                        );
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let (true, Some(e)) = (responders.is_empty(), first_error) {
+                return Err(IdentityError::from(e));
+            }
             OcspResponder::new(ca.root(), responders).map_err(IdentityError::from)
         })
         .await
