@@ -85,6 +85,8 @@ event_kinds! {
     CertRetired = "cert.retired", subject "`certificate` (serial)", actor "`service:provisioning`";
     /// The identity service wrote a new CRL.
     CrlPublished = "crl.published", subject "`ca` (issuer name)", actor "`service:identity`";
+    /// The server issued itself a delegated OCSP responder certificate (EKU OCSPSigning, ocsp-nocheck; key generated in memory, never written) from an online CA; details `serial`, `not_after`.
+    OcspResponderIssued = "ocsp.responder_issued", subject "`ca` (issuer name)", actor "`service:identity`";
     /// A device was registered (state `manufactured`); recorded before the registry commit.
     DeviceAdded = "device.added", subject "`device`", actor "operator";
     /// A device received its first certificate over EST.

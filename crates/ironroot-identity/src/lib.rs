@@ -53,5 +53,6 @@ mod service;
 pub use error::IdentityError;
 pub use service::{
     BATCH_CONCURRENCY, CRL_FILE, IdentityOptions, IdentityService, IssuePurpose, IssueRequest,
-    Issued, SERVICE_ACTOR, crl_path,
+    Issued, OCSP_RENEW_BEFORE, OCSP_RESPONDER_LIFETIME, OCSP_RESPONSE_VALIDITY, SERVICE_ACTOR,
+    crl_path,
 };

@@ -1,8 +1,8 @@
 //! [`IdentityService`]: issuance and revocation, each one unit with the registry and the audit
 //! log. The type, its settings and its request/result types live here; the operations are
 //! split by responsibility: `issue` (CSR → certificate), `batch` (many CSRs, one unlock),
-//! `revoke` (certificates and devices out of service, the change-feed follower) and `crl`
-//! (CRL publication).
+//! `revoke` (certificates and devices out of service, the change-feed follower), `crl`
+//! (CRL publication) and `ocsp` (OCSP answers and the delegated responder certificates).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -20,10 +20,12 @@ use crate::error::IdentityError;
 mod batch;
 mod crl;
 mod issue;
+mod ocsp;
 mod revoke;
 
 pub use batch::BATCH_CONCURRENCY;
 pub use crl::{CRL_FILE, crl_path};
+pub use ocsp::{OCSP_RENEW_BEFORE, OCSP_RESPONDER_LIFETIME, OCSP_RESPONSE_VALIDITY};
 
 /// Actor name the service uses for events it records on its own behalf (CRL publication).
 pub const SERVICE_ACTOR: &str = "service:identity";
@@ -151,6 +153,8 @@ struct Inner {
     chain_pem: String,
     /// The factory CA then the root, PEM.
     factory_chain_pem: String,
+    /// The delegated OCSP responders (none until `start_ocsp_responder`).
+    ocsp: ocsp::OcspState,
 }
 
 /// The one place where device certificates are issued and revoked, each together with its
@@ -212,6 +216,7 @@ impl IdentityService {
                 loaded_at,
                 chain_pem,
                 factory_chain_pem,
+                ocsp: ocsp::OcspState::default(),
             }),
         })
     }

@@ -207,15 +207,23 @@ pub(crate) enum LeafProfile {
     /// codeSigning, SAN URI `urn:ironroot:command-signer` (intermediate): signs commands to
     /// devices, never accepted as a TLS peer.
     CommandSigner,
+    /// OCSPSigning plus id-pkix-ocsp-nocheck (intermediate or factory CA): the delegated OCSP
+    /// responder of the CA that signs it (RFC 6960 §4.2.2.2), never accepted as a TLS peer.
+    OcspResponder,
 }
 
 impl LeafProfile {
-    fn role(self) -> CaRole {
+    /// The role a CA of role `ca` needs to sign this profile: a delegated OCSP responder comes
+    /// from whichever online CA it answers for; the root (offline) never signs one.
+    fn role(self, ca: CaRole) -> CaRole {
         match self {
             Self::Bootstrap => CaRole::Factory,
-            Self::Device | Self::Operator | Self::Server | Self::CommandSigner => {
-                CaRole::Intermediate
-            }
+            Self::OcspResponder if ca != CaRole::Root => ca,
+            Self::Device
+            | Self::Operator
+            | Self::Server
+            | Self::CommandSigner
+            | Self::OcspResponder => CaRole::Intermediate,
         }
     }
 }
@@ -316,7 +324,7 @@ impl IssuingCa {
         now: OffsetDateTime,
     ) -> Result<IssuedCertificate, IssueError> {
         let Lifetime { validity, backdate } = lifetime;
-        self.check_can_issue(profile.role(), now)?;
+        self.check_can_issue(profile.role(self.role), now)?;
         let serial = Serial::random()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -332,8 +340,19 @@ impl IssuingCa {
         params.extended_key_usages = vec![match profile {
             LeafProfile::Server => ExtendedKeyUsagePurpose::ServerAuth,
             LeafProfile::CommandSigner => ExtendedKeyUsagePurpose::CodeSigning,
+            LeafProfile::OcspResponder => ExtendedKeyUsagePurpose::OcspSigning,
             _ => ExtendedKeyUsagePurpose::ClientAuth,
         }];
+        if profile == LeafProfile::OcspResponder {
+            // id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1), value NULL: clients do not ask for the
+            // responder certificate's own status; its short lifetime is the control instead.
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    crate::ocsp::OCSP_NOCHECK_OID,
+                    vec![0x05, 0x00],
+                ));
+        }
         let cert = params
             .signed_by(key, &self.issuer)
             .map_err(|e| self.rcgen_error(e))?;

@@ -127,6 +127,9 @@ pub enum CaError {
         "the intermediate key is in a PKCS#11 token; give its PIN with IRONROOT_PKCS11_PIN or --pkcs11-pin-file"
     )]
     Pkcs11PinMissing,
+    /// Signing the root's OCSP answers for the CA certificates failed.
+    #[error("signing the root's OCSP answers: {0}")]
+    Ocsp(#[from] crate::ocsp::OcspError),
 }
 
 impl CaError {

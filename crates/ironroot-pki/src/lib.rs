@@ -51,6 +51,7 @@ mod hierarchy;
 mod identity;
 mod issue;
 pub mod keyfile;
+pub mod ocsp;
 pub mod pkcs11;
 mod revocation;
 mod serial;

@@ -12,6 +12,7 @@
 //!                                                   /api/v1/{enroll,reenroll}         (JSON, same core)
 //!  operator ──Bearer admin.token | operator cert──► /api/v1/devices[/import|/{id}[/claim|/revoke|/decommission]]
 //!                                                   /api/v1/groups/{name}/claim
+//!  anyone ──OCSP request──► /ocsp (POST), /ocsp/{request} (GET) ──► identity service (registry + live revoked set)
 //!                               every step ──► audit log;  certificates ──► identity service ──► registry
 //!  decommission ──signed command (commands)──► CommandChannel (the node's broker) ──► devices/{id}/commands
 //! ```
@@ -30,6 +31,7 @@ pub mod fuzzing;
 pub mod identity;
 pub mod limits;
 mod metrics;
+mod ocsp;
 pub mod operator;
 pub mod pkcs7;
 mod reports;

@@ -494,6 +494,40 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 }
             }),
         ),
+        post(
+            "/ocsp",
+            crate::ocsp::post,
+            json!({
+                "summary": "OCSP (RFC 6960): status of device, operator and factory certificates (good, revoked with time and reason, unknown), signed by the issuing CA's delegated responder (in `certs`); nonce echoed; at most 32 CertIDs, 64 KiB",
+                "security": [],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}}
+                },
+                "responses": {
+                    "200": {
+                        "description": "an OCSPResponse (successful, malformedRequest, unauthorized, tryLater or internalError)",
+                        "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}
+                    },
+                    "413": {"description": "body over the limit"},
+                    "415": {"description": "not application/ocsp-request"}
+                }
+            }),
+        ),
+        get(
+            "/ocsp/{request}",
+            crate::ocsp::get,
+            json!({
+                "summary": "OCSP GET form (RFC 6960 Appendix A.1): the base64 DER request (standard alphabet percent-encoded, or URL-safe) as one path segment",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "an OCSPResponse",
+                        "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}
+                    }
+                }
+            }),
+        ),
         get(
             "/metrics",
             crate::metrics::metrics,

@@ -291,6 +291,11 @@ impl Server {
         let identity = IdentityService::open(ca, store.clone(), audit.clone(), options)
             .await
             .map_err(|e| StartError::Identity(e.to_string()))?;
+        // Delegated OCSP responders: keys in memory only, re-issued by the service before expiry.
+        identity
+            .start_ocsp_responder()
+            .await
+            .map_err(|e| StartError::Identity(format!("OCSP responder: {e}")))?;
         let tls = crate::tls::server_config(
             &server_id,
             identity.ca(),

@@ -16,7 +16,7 @@ use crate::error::IdentityError;
 /// CRL of revoked device certificates, then the root's CRL of revoked CAs), PEM.
 pub const CRL_FILE: &str = "crl.pem";
 
-fn pki_reason(reason: RevocationReason) -> ironroot_pki::RevocationReason {
+pub(super) fn pki_reason(reason: RevocationReason) -> ironroot_pki::RevocationReason {
     use ironroot_pki::RevocationReason as P;
     match reason {
         RevocationReason::KeyCompromise => P::KeyCompromise,

@@ -152,6 +152,8 @@ impl CaDirectory {
                 Handling::OnlineSecret,
             )?;
         }
+        let ocsp = self.write_ca_ocsp(&root, &state, now, root_crl.next_update())?;
+        written.push(ocsp);
         // The state file goes last: its presence marks a complete CA.
         self.save_state(&state)?;
         written.push(WrittenFile {

@@ -8,6 +8,7 @@
 //! | `root.crt.pem` | root CA certificate | public: the trust anchor for devices and `openssl verify` |
 //! | `root.key.enc` | root key, encrypted with the root passphrase | **offline**: move to offline storage after `ca init`; needed only to rotate or revoke CAs |
 //! | `root.crl.pem` | CRL signed by the root (revoked intermediates / factory CA) | public; re-signed at every root operation, valid 1 year |
+//! | `ocsp-ca.pem` | OCSP answers signed by the root for every intermediate and the factory CA (SHA-1 and SHA-256 CertIDs) | public; re-signed with the root CRL, same nextUpdate |
 //! | `intermediate-<g>.crt.pem` | intermediate CA generation `g` | public |
 //! | `intermediate-<g>.key.enc` | its key, encrypted with the online passphrase (absent with PKCS#11) | online secret, read at server start |
 //! | `factory.crt.pem`, `factory.key.enc` | factory CA for manufacturing credentials | cert public; key online secret |

@@ -115,7 +115,9 @@ impl CaDirectory {
             self.chain_pem(now)?.as_bytes(),
             Handling::Public,
         )?;
+        let ocsp = self.write_ca_ocsp(root, state, now, crl.next_update())?;
         Ok(vec![
+            ocsp,
             WrittenFile {
                 path: crl_path,
                 what: "CRL signed by the root (revoked CAs)".into(),
@@ -127,5 +129,44 @@ impl CaDirectory {
                 handling: Handling::Public,
             },
         ])
+    }
+
+    /// Has the root sign an OCSP answer for every intermediate generation and the factory CA
+    /// (revoked ones as revoked), valid until `next_update` (the root CRL's), and writes them
+    /// to `pki/ocsp-ca.pem`: the server serves these for CA certificates, whose issuer (the
+    /// root) it cannot speak for.
+    pub(super) fn write_ca_ocsp(
+        &self,
+        root: &IssuingCa,
+        state: &CaState,
+        now: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<WrittenFile, CaError> {
+        let state_of = |ca: &crate::ca::CaCertificate| match state
+            .revoked_cas
+            .iter()
+            .find(|e| &e.serial == ca.serial())
+        {
+            Some(e) => crate::ocsp::CertState::Revoked {
+                at: e.revoked_at,
+                reason: e.reason,
+            },
+            None => crate::ocsp::CertState::Good,
+        };
+        let mut cas = Vec::new();
+        for rec in &state.intermediates {
+            let cert = self.read_cert(&format!("intermediate-{}.crt.pem", rec.generation))?;
+            cas.push((cert.clone(), state_of(&cert)));
+        }
+        let factory = self.read_cert("factory.crt.pem")?;
+        cas.push((factory.clone(), state_of(&factory)));
+        let text = crate::ocsp::sign_ca_responses(root, &cas, now, next_update)?;
+        let path = self.file(crate::ocsp::CA_RESPONSES_FILE);
+        write_file(&path, text.as_bytes(), Handling::Public)?;
+        Ok(WrittenFile {
+            path,
+            what: "OCSP answers signed by the root for the CA certificates".into(),
+            handling: Handling::Public,
+        })
     }
 }

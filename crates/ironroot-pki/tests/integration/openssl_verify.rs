@@ -283,3 +283,67 @@ fn command_signer_certificate_is_code_signing_only() {
         Err(ironroot_pki::IdentityError::NoIdentityUri)
     ));
 }
+
+/// The root's pre-produced OCSP answers follow root operations: after `revoke_ca`, the stored
+/// answer for the intermediate says revoked (openssl reads and verifies it against the root).
+#[test]
+fn revoking_the_intermediate_makes_its_root_signed_ocsp_answer_revoked() {
+    use ironroot_pki::ocsp::{CA_RESPONSES_FILE, CaResponses, OcspRequest};
+    let ca = TestCa::new();
+    let pki = ca.tmp.path().join("pki");
+    let root = pki.join("root.crt.pem");
+    let inter = pki.join("intermediate-1.crt.pem");
+    let req = ca.path("req.der");
+    let ask = |resp_name: &str| {
+        run_ok(Command::new(tool("openssl")).args([
+            "ocsp",
+            "-issuer",
+            root.to_str().unwrap(),
+            "-cert",
+            inter.to_str().unwrap(),
+            "-no_nonce",
+            "-reqout",
+            req.to_str().unwrap(),
+        ]));
+        let stored =
+            CaResponses::from_pem(&std::fs::read(pki.join(CA_RESPONSES_FILE)).unwrap()).unwrap();
+        let request = OcspRequest::from_der(&std::fs::read(&req).unwrap()).unwrap();
+        let der = stored
+            .answer(&request, OffsetDateTime::now_utc())
+            .unwrap()
+            .to_vec();
+        let resp = ca.write(resp_name, der);
+        let out = run_ok(Command::new(tool("openssl")).args([
+            "ocsp",
+            "-respin",
+            resp.to_str().unwrap(),
+            "-issuer",
+            root.to_str().unwrap(),
+            "-cert",
+            inter.to_str().unwrap(),
+            "-CAfile",
+            root.to_str().unwrap(),
+        ]));
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let before = ask("before.der");
+    assert!(before.contains("Response verify OK"), "{before}");
+    assert!(before.contains(": good"), "{before}");
+    ca.dir
+        .revoke_ca(
+            None,
+            &pass(ROOT_PASS),
+            Some(1),
+            RevocationReason::CaCompromise,
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let after = ask("after.der");
+    assert!(after.contains("Response verify OK"), "{after}");
+    assert!(after.contains(": revoked"), "{after}");
+    assert!(after.contains("Reason: cACompromise"), "{after}");
+}

@@ -2,6 +2,7 @@
 //! clients, on SQLite and PostgreSQL.
 
 mod harness;
+mod ocsp;
 mod openapi;
 mod operator_errors;
 mod provisioning;
