@@ -139,7 +139,8 @@ impl Transaction {
             .map_err(StoreError::db("remove device bindings"))?;
         }
         let voided_claims = on_backend!(&mut conn, c => {
-            sqlx::query("DELETE FROM provision_claims WHERE device_id = $1")
+            // Spent tokens stay as history; only those that could still enroll go.
+            sqlx::query("DELETE FROM provision_claims WHERE device_id = $1 AND used < quota")
                 .bind(id)
                 .execute(&mut **c)
                 .await
