@@ -1,11 +1,13 @@
 //! The end of a device's first life: ownership transfer, repair and re-commissioning.
 //!
-//! Both rebind the device in one registry transaction ([`Transaction::rebind_device`]): its
+//! Transfer and re-commission rebind the device in one registry transaction
+//! ([`Transaction::rebind_device`]): its
 //! certificates are revoked and its live sessions cut, the previous owner's groups,
 //! attributes, device policies, claim tokens and pending rotations are removed, and it is
 //! `manufactured` again under the new owner — so it can only come back by enrolling a fresh
-//! key with a claim token the new owner mints. The write-ahead audit entry names both owners
-//! and everything removed; one `cert.revoked` entry per certificate follows the commit.
+//! key with a claim token the new owner mints. Repair ([`Fleet::send_for_repair`]) takes a
+//! device out of service until it is re-commissioned. The write-ahead audit entry names both
+//! owners and everything removed; one `cert.revoked` entry per certificate follows the commit.
 //!
 //! [`Transaction::rebind_device`]: ironroot_store::Transaction::rebind_device
 
@@ -19,8 +21,8 @@ impl Fleet {
     /// `device.transferred`, details `from_owner`, `to_owner`) or [`RebindKind::Recommission`]
     /// (audited as `device.state_changed`, `to` = `manufactured`, `op` = `recommission`).
     /// Refused (and audited `denied`) for an unknown device or a state the kind does not
-    /// allow: only a device that is not retired can be transferred, only a revoked or
-    /// decommissioned one re-commissioned.
+    /// allow: only a device that is not retired can be transferred, only one in repair,
+    /// revoked or decommissioned re-commissioned.
     pub async fn rebind_device(
         &self,
         origin: &Origin,
