@@ -62,8 +62,9 @@ const SUPERSEDE: &str = concat!(
 );
 
 /// Inserts a certificate unless its device is missing, in repair, revoked or decommissioned
-/// (then nothing is inserted; the set is `DeviceState::may_receive_certificates`). PostgreSQL locks the device row `FOR SHARE`, so a concurrent device revocation
-/// (which takes `FOR UPDATE`) either waits for this transaction or is seen by it.
+/// (then nothing is inserted; the set is `DeviceState::may_receive_certificates`). PostgreSQL
+/// locks the device row `FOR SHARE`, so a concurrent device revocation (which takes
+/// `FOR UPDATE`) either waits for this transaction or is seen by it.
 macro_rules! insert_certificate {
     ($lock:literal) => {
         concat!(

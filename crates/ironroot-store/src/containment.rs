@@ -36,16 +36,43 @@ impl Transaction {
         id: &str,
         revoke: Option<RevocationReason>,
     ) -> Result<Contained> {
+        let to = match revoke {
+            Some(_) => DeviceState::Revoked,
+            None => DeviceState::Quarantined,
+        };
+        self.take_out_of_service(id, to, revoke, |from| from.can_be_contained_as(to))
+            .await
+    }
+
+    /// Sends a device for repair: state `in_repair`, every certificate it holds revoked
+    /// (cessation of operation) and a [`ChangeKind::SessionCut`] entry, so it can neither stay
+    /// connected nor connect or enroll again until it is re-commissioned
+    /// ([`Transaction::rebind_device`]), which makes it enroll a fresh key. Refuses a state the
+    /// lifecycle does not allow (manufactured, revoked, decommissioned, already in repair)
+    /// with [`StoreError::InvalidTransition`].
+    pub async fn send_for_repair(&mut self, id: &str) -> Result<Contained> {
+        let to = DeviceState::InRepair;
+        let reason = Some(RevocationReason::CessationOfOperation);
+        self.take_out_of_service(id, to, reason, |from| from.can_become(to))
+            .await
+    }
+
+    /// The step containment and repair share: lock the row, refuse unless `allowed(from)`,
+    /// move to `to` (a device already there stays), revoke every certificate when `revoke`
+    /// names a reason, and tell every broker to cut the device's sessions.
+    async fn take_out_of_service(
+        &mut self,
+        id: &str,
+        to: DeviceState,
+        revoke: Option<RevocationReason>,
+        allowed: impl Fn(DeviceState) -> bool,
+    ) -> Result<Contained> {
         let at = now();
         let mut conn = self.connection();
         let from = lock_state(&mut conn, id, true)
             .await?
             .ok_or_else(|| StoreError::UnknownDevice(id.to_owned()))?;
-        let to = match revoke {
-            Some(_) => DeviceState::Revoked,
-            None => DeviceState::Quarantined,
-        };
-        if !from.can_be_contained_as(to) {
+        if !allowed(from) {
             return Err(StoreError::InvalidTransition {
                 device: id.to_owned(),
                 from,
@@ -66,35 +93,6 @@ impl Transaction {
         if !stays {
             self.push_change(ChangeKind::Device, id, at);
         }
-        self.push_change(ChangeKind::SessionCut, id, at);
-        Ok(Contained { from, to, revoked })
-    }
-
-    /// Sends a device for repair: state `in_repair`, every certificate it holds revoked
-    /// (cessation of operation) and a [`ChangeKind::SessionCut`] entry, so it can neither stay
-    /// connected nor connect or enroll again until it is re-commissioned
-    /// ([`Transaction::rebind_device`]), which makes it enroll a fresh key. Refuses a state the
-    /// lifecycle does not allow (manufactured, revoked, decommissioned, already in repair)
-    /// with [`StoreError::InvalidTransition`].
-    pub async fn send_for_repair(&mut self, id: &str) -> Result<Contained> {
-        let at = now();
-        let to = DeviceState::InRepair;
-        let mut conn = self.connection();
-        let from = lock_state(&mut conn, id, true)
-            .await?
-            .ok_or_else(|| StoreError::UnknownDevice(id.to_owned()))?;
-        if !from.can_become(to) {
-            return Err(StoreError::InvalidTransition {
-                device: id.to_owned(),
-                from,
-                to,
-            });
-        }
-        write_state(&mut conn, id, to, at).await?;
-        let revoked = self
-            .revoke_locked_device_certificates(id, RevocationReason::CessationOfOperation, at)
-            .await?;
-        self.push_change(ChangeKind::Device, id, at);
         self.push_change(ChangeKind::SessionCut, id, at);
         Ok(Contained { from, to, revoked })
     }

@@ -12,7 +12,8 @@
 //!     │           tx.record_issued_certificate(&cert).await?;
 //!     │           tx.set_device_state(id, DeviceState::Provisioned).await?;
 //!     │           tx.commit().await?;   ◄── hand the certificate out only after this
-//!     ├─ lifecycle: tx.contain_device(..) (incidents), tx.rebind_device(..) (transfer, re-commission)
+//!     ├─ lifecycle: tx.contain_device(..) (incidents), tx.send_for_repair(..),
+//!     │           tx.rebind_device(..) (transfer, re-commission)
 //!     ├─ policies: store.put_policy(name, json) (validated), attach_policy(name, target)
 //!     └─ feed:    store.subscribe_changes(cursor) → next() = Change { kind, item, cursor }
 //! ```

@@ -30,6 +30,18 @@ pub struct RetireResult {
     pub keys_destroyed_confirmed: Option<bool>,
 }
 
+impl RetireResult {
+    /// The answer for `device` whose certificates `revoked` were revoked now (no command).
+    pub fn revoked_now(device: String, revoked: &[ironroot_store::Certificate]) -> Self {
+        Self {
+            device,
+            revoked: revoked.iter().map(|c| c.serial.to_string()).collect(),
+            command_sent: None,
+            keys_destroyed_confirmed: None,
+        }
+    }
+}
+
 pub(crate) async fn revoke(
     State(state): State<Shared>,
     Extension(conn): Extension<Conn>,
@@ -76,12 +88,7 @@ pub(crate) async fn repair(
         .send_for_repair(&origin, &id)
         .await
         .map_err(|e| fleet_error(&e))?;
-    Ok(Json(RetireResult {
-        device: id,
-        revoked: revoked.into_iter().map(|c| c.serial.to_string()).collect(),
-        command_sent: None,
-        keys_destroyed_confirmed: None,
-    }))
+    Ok(Json(RetireResult::revoked_now(id, &revoked)))
 }
 
 /// The answer to revoke/decommission; a refusal is audited with the identity service's reason.
@@ -92,12 +99,7 @@ async fn retire_answer(
     result: Result<Vec<ironroot_store::Certificate>, IdentityError>,
 ) -> Result<Json<RetireResult>, OperatorError> {
     match result {
-        Ok(certs) => Ok(Json(RetireResult {
-            device: id,
-            revoked: certs.into_iter().map(|c| c.serial.to_string()).collect(),
-            command_sent: None,
-            keys_destroyed_confirmed: None,
-        })),
+        Ok(certs) => Ok(Json(RetireResult::revoked_now(id, &certs))),
         Err(e) => {
             let _ = state
                 .audit

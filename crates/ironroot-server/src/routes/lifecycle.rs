@@ -112,7 +112,7 @@ pub(super) fn endpoints() -> Vec<Endpoint> {
                     },
                     "400": {"description": "no owner, or a bad group or attribute"},
                     "404": {"description": "unknown"},
-                    "409": {"description": "revoked or decommissioned: re-commission instead"}
+                    "409": {"description": "in repair, revoked or decommissioned: re-commission instead"}
                 }
             }),
         ),

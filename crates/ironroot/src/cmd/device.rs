@@ -8,8 +8,8 @@
 //! `--database-url`); `add` then goes through the same fleet service as the server
 //! (`ironroot_fleet::Fleet`), so it is audited the same way (`device.added`, written ahead of
 //! the registry commit, actor `operator:$USER`, source `cli`), and so do `transfer`,
-//! `recommission` and `repair` (module `device_fleet`); `import`, `claim`, `revoke` and `decommission`
-//! need the server.
+//! `recommission` and `repair` (module `device_fleet`); `import`, `claim`, `revoke` and
+//! `decommission` need the server.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -196,7 +196,8 @@ pub(crate) enum DeviceCommand {
     /// changed) and its live sessions are cut; the old owner's groups, attributes, device
     /// policies, unused claim tokens and pending rotations are removed. The device is
     /// manufactured again and must enroll a fresh key with a claim token the new owner mints
-    /// (`ironroot device claim ID`). Refused for a revoked or decommissioned device.
+    /// (`ironroot device claim ID`). Refused for a device in repair, revoked or
+    /// decommissioned (re-commission it instead).
     ///
     /// Example: ironroot device transfer sensor-0001 --to acme-water --group acme-pumps
     Transfer {
@@ -211,8 +212,9 @@ pub(crate) enum DeviceCommand {
         binding: crate::cmd::device_fleet::Binding,
     },
     /// Re-commission a device back from repair, revoked or decommissioned: the one way to use
-    /// a retired id again (`device add` refuses a decommissioned one). Like a transfer, it comes back manufactured with only
-    /// the binding given here, and must enroll a fresh key with a new claim token.
+    /// a retired id again (`device add` refuses a decommissioned one). Like a transfer, it
+    /// comes back manufactured with only the binding given here, and must enroll a fresh key
+    /// with a new claim token.
     ///
     /// Example: ironroot device recommission sensor-0001 --owner lab --group refurbished
     Recommission {

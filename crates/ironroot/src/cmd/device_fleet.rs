@@ -96,14 +96,9 @@ pub(crate) async fn run_offline(cmd: DeviceCommand) -> Result<String> {
     let fleet = store.fleet(false).await?;
     let out = if let DeviceCommand::Repair { id, json, .. } = &cmd {
         let done = fleet.send_for_repair(&cli_origin(), id).await;
-        done.map(|revoked| RetireResult {
-            device: id.clone(),
-            revoked: revoked.iter().map(|c| c.serial.to_string()).collect(),
-            command_sent: None,
-            keys_destroyed_confirmed: None,
-        })
-        .map_err(anyhow::Error::from)
-        .and_then(|r| render_repair(&r, *json))
+        done.map(|revoked| RetireResult::revoked_now(id.clone(), &revoked))
+            .map_err(anyhow::Error::from)
+            .and_then(|r| render_repair(&r, *json))
     } else if let Some((id, rebind, json)) = request(&cmd) {
         let done = fleet.rebind_device(&cli_origin(), id, &rebind).await;
         done.map_err(anyhow::Error::from).and_then(|r| {
